@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Make sure the base image named by the role's default (quickjh_base_image) exists in the local Docker.
+# Where it is missing and cannot be pulled (no registry reachable), build it with debootstrap and `docker import`
+# under that very tag, so tests run the same defaults users get.
+set -euo pipefail
+
+image=${1:-$(sed -n 's/^quickjh_base_image: *"\{0,1\}\([^" ]*\)"\{0,1\}.*/\1/p' "$(dirname "$0")/../roles/quickjh/defaults/main.yml")}
+suite=${image#*:}          # debian:trixie-slim -> trixie-slim
+suite=${suite%-slim}       # -> trixie
+
+if docker image inspect "$image" >/dev/null 2>&1; then
+  exit 0
+fi
+if timeout 60 docker pull "$image" >/dev/null 2>&1; then
+  exit 0
+fi
+case "$image" in
+  debian:*) ;;
+  *) echo "Cannot pull $image and can only build debian:* images locally." >&2; exit 1 ;;
+esac
+if ! command -v debootstrap >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+fi
+echo "Building $image locally with debootstrap ($suite) ..."
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+debootstrap --variant=minbase "$suite" "$root" >/dev/null
+# Match the official slim images: no apt lists or caches in the image.
+rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+tar -C "$root" -c . | docker import -c 'CMD ["bash"]' - "$image" >/dev/null
+echo "Built $image"
