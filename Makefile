@@ -1,0 +1,34 @@
+# quickjh's two commands and their helpers. `make deploy` runs the hub on this machine's Docker;
+# `make test` runs every molecule scenario. Both set up what they need first (venv, Docker daemon, base image).
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: deploy test lint unit docker base-image venv
+
+deploy: venv docker base-image
+	ansible-playbook -i inventory.example playbook.yml
+
+test: venv docker base-image
+	molecule test --all
+
+lint: venv
+	ansible-lint
+	yamllint .
+
+unit: venv
+	python -m pytest -q tests
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+docker:
+	scripts/ensure-docker.sh
+
+base-image: docker
+	scripts/base-image.sh

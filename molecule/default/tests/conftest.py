@@ -1,0 +1,70 @@
+"""Fixtures of the default scenario: the inventory's settings, a logged-in user, the role run again."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hubclient import HubUser  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def settings(host) -> dict:
+    """The role's variables as the scenario's inventory sets them."""
+    return host.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def hub_url(settings) -> str:
+    return f"http://{settings['quickjh_bind_address']}:{settings['quickjh_port']}"
+
+
+@pytest.fixture(scope="module")
+def passwords(settings) -> dict[str, str]:
+    return {u["name"]: u["password"] for u in settings["quickjh_users"]}
+
+
+@pytest.fixture(scope="module")
+def container(settings):
+    return docker.from_env().containers.get(settings["quickjh_container_name"])
+
+
+@pytest.fixture
+def login(hub_url, passwords):
+    """login(name) -> a HubUser logged in through the form, with a running server."""
+    def _login(name: str, start: bool = True) -> HubUser:
+        user = HubUser(hub_url, name)
+        user.login(passwords[name])
+        if start:
+            user.start_server()
+        return user
+    return _login
+
+
+def wait_healthy(hub_url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{hub_url}/hub/health", timeout=5).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{hub_url} not healthy after {timeout} s")
+
+
+def converge(*extra: str) -> subprocess.CompletedProcess:
+    """Run the scenario's converge playbook again, as `molecule converge` does."""
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    result = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / "converge.yml"), *extra],
+        capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result

@@ -1,0 +1,116 @@
+"""A scripted browser for the tests: log in through the hub's form, start the server, run code in a kernel.
+
+It does what JupyterLab does: cookies and the `_xsrf` token of the path it talks to (the hub's under /hub/, the
+user server's under /user/NAME/), kernels started through /api/sessions with a notebook path.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import requests
+import websocket
+
+
+class LoginFailed(Exception):
+    pass
+
+
+class HubUser:
+    def __init__(self, base_url: str, name: str, verify: bool | str = True) -> None:
+        self.base = base_url.rstrip("/")
+        self.name = name
+        self.http = requests.Session()
+        self.http.verify = verify
+
+    def xsrf(self, path: str) -> str:
+        for cookie in self.http.cookies:
+            if cookie.name == "_xsrf" and cookie.path.rstrip("/") == path.rstrip("/"):
+                return cookie.value
+        raise KeyError(f"no _xsrf cookie for {path}")
+
+    def login(self, password: str) -> None:
+        self.http.get(f"{self.base}/hub/login", timeout=30).raise_for_status()
+        reply = self.http.post(
+            f"{self.base}/hub/login?next=",
+            data={"username": self.name, "password": password, "_xsrf": self.xsrf("/hub/")},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if reply.status_code != 302:
+            raise LoginFailed(f"{self.name}: login answered {reply.status_code}")
+
+    def hub_api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"X-XSRFToken": self.xsrf("/hub/")}
+        return self.http.request(method, f"{self.base}/hub/api{path}", headers=headers, timeout=30, **kwargs)
+
+    def model(self) -> dict:
+        reply = self.hub_api("GET", f"/users/{self.name}")
+        reply.raise_for_status()
+        return reply.json()
+
+    def start_server(self, timeout: float = 90) -> None:
+        reply = self.hub_api("POST", f"/users/{self.name}/server")
+        if reply.status_code not in (201, 202, 400):  # 400: already running
+            reply.raise_for_status()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.model().get("servers", {}).get("", {})
+            if server.get("ready"):
+                break
+            time.sleep(0.5)
+        else:
+            raise TimeoutError(f"{self.name}: server not ready after {timeout} s")
+        # Follow the OAuth dance like a browser opening the server: it sets the server's cookies.
+        self.http.get(f"{self.base}/user/{self.name}/lab", timeout=30).raise_for_status()
+
+    def stop_server(self) -> None:
+        self.hub_api("DELETE", f"/users/{self.name}/server")
+
+    def server_api(self, method: str, path: str, **kwargs) -> requests.Response:
+        prefix = f"/user/{self.name}/"
+        headers = {"X-XSRFToken": self.xsrf(prefix)}
+        return self.http.request(method, f"{self.base}{prefix}api{path}", headers=headers, timeout=60, **kwargs)
+
+    def run(self, code: str, kernel: str = "python3", path: str = "quickjh-test.ipynb", timeout: float = 120) -> str:
+        """Run code in a new kernel of a notebook at `path` (relative to ~/notebook); return what it printed."""
+        reply = self.server_api("POST", "/sessions", json={
+            "path": path, "type": "notebook", "name": path, "kernel": {"name": kernel}})
+        reply.raise_for_status()
+        session = reply.json()
+        try:
+            return self._execute(session["kernel"]["id"], code, timeout)
+        finally:
+            self.server_api("DELETE", f"/sessions/{session['id']}")
+
+    def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
+        url = f"{self.base}/user/{self.name}/api/kernels/{kernel_id}/channels".replace("http", "ws", 1)
+        cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
+        sslopt = {"ca_certs": self.http.verify} if isinstance(self.http.verify, str) else {}
+        ws = websocket.create_connection(url, cookie=cookies, timeout=timeout, sslopt=sslopt)
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": self.name, "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        out: list[str] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream":
+                    out.append(content["text"])
+                elif kind == "error":
+                    out.append(f"{content['ename']}: {content['evalue']}\n")
+                elif kind == "status" and content["execution_state"] == "idle":
+                    return "".join(out)
+        finally:
+            ws.close()
+        raise TimeoutError(f"{self.name}: code did not finish in {timeout} s; printed {''.join(out)!r}")

@@ -1,0 +1,122 @@
+"""Decisions of quickjh-users (what to create, update, remove; which UID) and its saved-accounts round trip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import load_users_program
+
+qu = load_users_program()
+Account, Home = qu.Account, qu.Home
+
+
+def never(password: str, setting: str) -> str:
+    raise AssertionError("crypt must not be called")
+
+
+def fake_crypt(password: str, setting: str) -> str:
+    """A stand-in crypt(3): the "hash" of a password is $x$ and the password."""
+    return "$x$" + password
+
+
+def account(name, uid, groups=("jupyterhub-users",), hash_="pw", shell="/bin/bash"):
+    return Account(name, uid, uid, f"/home/{name}", shell, hash_, set(groups))
+
+
+def home(uid, mode=0o700, notebook=True):
+    return Home(uid, mode, notebook)
+
+
+def test_new_user_is_created_with_the_first_free_uid():
+    accounts = {"admin": account("admin", 1000)}
+    changes = qu.plan([{"name": "user1", "password": "pw"}], accounts, {"admin": home(1000)}, verify=never)
+    assert [(c.name, c.action, c.uid, c.groups) for c in changes] == [
+        ("user1", "create", 1001, {"jupyterhub-users"})]
+
+
+def test_existing_home_gives_its_uid_back():
+    changes = qu.plan([{"name": "user1", "password": "pw"}], {}, {"user1": home(1007)}, verify=never)
+    assert changes[0].uid == 1007
+
+
+def test_uid_of_a_home_left_by_a_removed_user_is_not_reused():
+    # ghost's account is gone, its home (UID 1000) is kept: a new user must not get its files.
+    changes = qu.plan([{"name": "new", "password": "pw"}], {}, {"ghost": home(1000)}, verify=never)
+    assert changes[0].uid == 1001
+
+
+def test_explicit_uid_in_use_is_an_error():
+    with pytest.raises(qu.PlanError, match="uid 1000 is already used by 'admin'"):
+        qu.plan([{"name": "x", "password": "pw", "uid": 1000}], {"admin": account("admin", 1000)}, {})
+
+
+def test_unchanged_user_needs_nothing_and_no_crypt_when_on_create():
+    accounts = {"user1": account("user1", 1001)}
+    users = [{"name": "user1", "password": "new-password"}]
+    assert qu.plan(users, accounts, {"user1": home(1001)}, verify=never) == []
+
+
+def test_password_policy_always_compares_with_crypt():
+    accounts = {"user1": account("user1", 1001, hash_="$x$old")}
+    users = [{"name": "user1", "password": "new", "update_password": "always"}]
+    assert qu.plan(users, accounts, {"user1": home(1001)}, verify=fake_crypt)[0].what == ["password"]
+    users[0]["password"] = "old"
+    assert qu.plan(users, accounts, {"user1": home(1001)}, verify=fake_crypt) == []
+
+
+def test_promote_and_demote_change_sudo_membership():
+    accounts = {"user1": account("user1", 1001)}
+    promote = qu.plan([{"name": "user1", "password": "pw", "admin": True}], accounts, {"user1": home(1001)})
+    assert promote[0].what == ["admin"] and promote[0].groups == {"jupyterhub-users", "sudo"}
+    accounts["user1"].groups.add("sudo")
+    demote = qu.plan([{"name": "user1", "password": "pw"}], accounts, {"user1": home(1001)})
+    assert demote[0].what == ["not admin"] and demote[0].groups == {"jupyterhub-users"}
+
+
+def test_home_with_wrong_mode_or_no_notebook_is_fixed():
+    accounts = {"user1": account("user1", 1001)}
+    for bad in (home(1001, mode=0o755), home(1001, notebook=False), home(0)):
+        assert qu.plan([{"name": "user1", "password": "pw"}], accounts, {"user1": bad})[0].what == ["home"]
+
+
+def test_absent_user_is_removed_and_home_archived_only_when_asked():
+    accounts = {"gone": account("gone", 1002)}
+    keep = qu.plan([{"name": "gone", "state": "absent"}], accounts, {"gone": home(1002)})
+    assert (keep[0].action, keep[0].what, keep[0].archive_home) == ("remove", ["removed"], False)
+    drop = qu.plan([{"name": "gone", "state": "absent", "remove_home": True}], accounts, {"gone": home(1002)})
+    assert drop[0].what == ["removed", "home archived"] and drop[0].archive_home
+
+
+def test_report_lists_each_user_once():
+    changes = [qu.Change("a", "create", ["created"]), qu.Change("b", "update", ["password"])]
+    out = qu.report(changes, [{"name": "a"}, {"name": "b"}, {"name": "c"}])
+    assert out == {"changed": True, "created": ["a"], "updated": ["b"], "removed": [], "unchanged": ["c"],
+                   "users": {"a": ["created"], "b": ["password"]}}
+
+
+def write_etc(etc: Path, passwd: str, shadow: str, group: str, gshadow: str) -> None:
+    for name, text in (("passwd", passwd), ("shadow", shadow), ("group", group), ("gshadow", gshadow)):
+        (etc / name).write_text(text)
+
+
+def test_saved_accounts_come_back_in_a_fresh_etc(tmp_path, monkeypatch):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir(), new.mkdir()
+    image_passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+    image_group = "root:x:0:\nsudo:x:27:\njupyterhub-users:x:999:\n"
+    write_etc(old, image_passwd + "ann:x:1000:1000::/home/ann:/bin/bash\n", "root:*::::::\nann:$y$hash:1::::::\n",
+              "root:x:0:\nsudo:x:27:ann\njupyterhub-users:x:999:ann\nann:x:1000:\n",
+              "root:*::\nsudo:*::ann\njupyterhub-users:!::ann\nann:!::\n")
+    write_etc(new, image_passwd, "root:*::::::\n", image_group, "root:*::\nsudo:*::\njupyterhub-users:!::\n")
+    saved = qu.snapshot(old)
+    assert saved["passwd"] == ["ann:x:1000:1000::/home/ann:/bin/bash"]
+    assert saved["members"] == {"sudo": ["ann"], "jupyterhub-users": ["ann"]}
+    monkeypatch.setattr(qu, "ETC", new)
+    monkeypatch.setattr(qu, "STATE", tmp_path)
+    (tmp_path / "accounts.json").write_text(__import__("json").dumps(saved))
+    assert qu.restore() == 1
+    back = qu.read_accounts(new)
+    assert back["ann"].uid == 1000 and back["ann"].hash == "$y$hash"
+    assert back["ann"].groups == {"sudo", "jupyterhub-users"}
+    assert qu.snapshot(new) == saved
