@@ -1,5 +1,9 @@
 #!/usr/bin/env python3
-"""Print the README's variables table from roles/quickjh/meta/argument_specs.yml, so the two never drift."""
+"""The README's variables table, made from roles/quickjh/meta/argument_specs.yml so the two never drift.
+
+  scripts/vars_table.py           print it
+  scripts/vars_table.py --write   put it into README.md between its markers
+"""
 from __future__ import annotations
 
 import json
@@ -8,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-SPECS = Path(__file__).resolve().parent.parent / "roles/quickjh/meta/argument_specs.yml"
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT / "roles/quickjh/meta/argument_specs.yml"
+BEGIN, END = "<!-- vars-table: made by scripts/vars_table.py --write -->\n", "<!-- /vars-table -->\n"
 
 
 def table(specs_path: Path = SPECS) -> str:
@@ -29,5 +35,14 @@ def table(specs_path: Path = SPECS) -> str:
     return "\n".join(rows) + "\n"
 
 
+def write(readme: Path = ROOT / "README.md") -> None:
+    text = readme.read_text()
+    head, rest = text.split(BEGIN, 1)
+    readme.write_text(head + BEGIN + table() + END + rest.split(END, 1)[1])
+
+
 if __name__ == "__main__":
-    sys.stdout.write(table())
+    if sys.argv[1:] == ["--write"]:
+        write()
+    else:
+        sys.stdout.write(table())

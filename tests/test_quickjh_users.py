@@ -120,3 +120,15 @@ def test_saved_accounts_come_back_in_a_fresh_etc(tmp_path, monkeypatch):
     assert back["ann"].uid == 1000 and back["ann"].hash == "$y$hash"
     assert back["ann"].groups == {"sudo", "jupyterhub-users"}
     assert qu.snapshot(new) == saved
+
+
+def test_system_account_name_is_refused():
+    with pytest.raises(qu.PlanError, match="system account"):
+        qu.plan([{"name": "games", "password": "pw"}], {"games": account("games", 5)}, {})
+
+
+def test_hub_is_told_about_admin_flags_and_removals_of_users_it_knows():
+    users = [{"name": "a", "admin": True}, {"name": "b"}, {"name": "c", "state": "absent"},
+             {"name": "d", "admin": True}, {"name": "never-logged-in", "state": "absent"}]
+    known = {"a": False, "b": True, "c": False, "d": True}
+    assert qu.plan_hub(users, known) == {"a": "admin", "b": "not admin", "c": "remove"}

@@ -1,6 +1,7 @@
 """Fixtures of the default scenario: the inventory's settings, a logged-in user, the role run again."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,11 +61,17 @@ def wait_healthy(hub_url: str, timeout: float = 120) -> None:
     raise TimeoutError(f"{hub_url} not healthy after {timeout} s")
 
 
-def converge(*extra: str) -> subprocess.CompletedProcess:
-    """Run the scenario's converge playbook again, as `molecule converge` does."""
+def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run the scenario's converge playbook again, as `molecule converge` does (extra: ansible-playbook options)."""
     scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(scenario / "converge.yml"), *extra],
-        capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        capture_output=True, text=True, check=False, env=env)
+    assert (result.returncode == 0) is ok, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def converge_users(users: list[dict], *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run the role with this quickjh_users list instead of the scenario's."""
+    return converge("-e", json.dumps({"quickjh_users": users}), *extra, ok=ok)

@@ -65,8 +65,11 @@ class HubUser:
         # Follow the OAuth dance like a browser opening the server: it sets the server's cookies.
         self.http.get(f"{self.base}/user/{self.name}/lab", timeout=30).raise_for_status()
 
-    def stop_server(self) -> None:
+    def stop_server(self, timeout: float = 60) -> None:
         self.hub_api("DELETE", f"/users/{self.name}/server")
+        deadline = time.monotonic() + timeout
+        while self.model().get("servers") and time.monotonic() < deadline:
+            time.sleep(0.5)
 
     def server_api(self, method: str, path: str, **kwargs) -> requests.Response:
         prefix = f"/user/{self.name}/"

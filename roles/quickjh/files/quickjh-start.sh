@@ -3,6 +3,11 @@
 # them while the hub runs (users added in a terminal, passwords changed with `passwd`), save once more at stop.
 set -u
 /usr/local/sbin/quickjh-users restore
+# The token quickjh-users uses to tell the hub about admins and removed users (read by jupyterhub_config.py).
+token=/srv/jupyterhub/quickjh-sync.token
+if [ ! -s "$token" ]; then
+  (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > "$token")
+fi
 ( while sleep 10; do /usr/local/sbin/quickjh-users save; done ) &
 saver=$!
 "$@" &

@@ -19,12 +19,16 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ETC = Path(os.environ.get("QUICKJH_ETC", "/etc"))
 HOME_ROOT = Path(os.environ.get("QUICKJH_HOME_ROOT", "/home"))
 STATE = Path(os.environ.get("QUICKJH_STATE", "/srv/jupyterhub"))
+HUB_API = os.environ.get("QUICKJH_HUB_API", "http://127.0.0.1:8081/hub/api")
+TOKEN_FILE = STATE / "quickjh-sync.token"
 USERS_GROUP = "jupyterhub-users"
 ADMIN_GROUP = "sudo"
 
@@ -173,6 +177,8 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
             accounts[name] = Account(name, change.uid, change.uid, f"{HOME_ROOT}/{name}", shell)
             changes.append(change)
             continue
+        if account.uid < uid_range_[0]:
+            raise PlanError(f"user '{name}' is a system account of the image (uid {account.uid}): pick another name")
         if user.get("uid") is not None and user["uid"] != account.uid:
             raise PlanError(f"user '{name}' has uid {account.uid}; the list asks for {user['uid']}: "
                             "changing a UID would orphan the user's files, so quickjh does not do it")
@@ -270,13 +276,87 @@ def report(changes: list[Change], users: list[dict]) -> dict:
     return out
 
 
+# --- The hub's own view: admin flags and removed users (JupyterHub does not revoke admin by itself) ----------------
+
+def hub_api(method: str, path: str, body: dict | None = None) -> object:
+    request = urllib.request.Request(
+        HUB_API + path, method=method, data=json.dumps(body).encode() if body is not None else None,
+        headers={"Authorization": f"token {TOKEN_FILE.read_text().strip()}", "Content-Type": "application/json",
+                 "Accept": "application/jupyterhub-pagination+json"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        text = reply.read()
+    return json.loads(text) if text else None
+
+
+def hub_users() -> dict[str, bool]:
+    """Every user the hub knows, with its admin flag."""
+    found: dict[str, bool] = {}
+    while True:
+        page = hub_api("GET", f"/users?limit=200&offset={len(found)}")
+        items = page["items"] if isinstance(page, dict) else page
+        found.update({u["name"]: u["admin"] for u in items})
+        if not items or not isinstance(page, dict) or not page["_pagination"].get("next"):
+            return found
+
+
+def plan_hub(users: list[dict], known: dict[str, bool]) -> dict[str, str]:
+    """What the hub must be told: 'remove' for absent users it knows, 'admin'/'not admin' where its flag is off."""
+    todo = {}
+    for user in users:
+        name = user["name"]
+        if name not in known:
+            continue
+        if user.get("state", "present") == "absent":
+            todo[name] = "remove"
+        elif known[name] != bool(user.get("admin")):
+            todo[name] = "admin" if user.get("admin") else "not admin"
+    return todo
+
+
+def tell_hub(todo: dict[str, str], only: str) -> None:
+    for name, action in todo.items():
+        if action == "remove" and only == "remove":
+            for attempt in range(30):  # the hub stops the user's server first, and may ask to wait for it
+                try:
+                    hub_api("DELETE", f"/users/{name}")
+                    break
+                except urllib.error.HTTPError as err:
+                    if err.code != 400 or attempt == 29:
+                        raise
+                    time.sleep(1)
+        elif action != "remove" and only == "admin":
+            hub_api("PATCH", f"/users/{name}", {"admin": action == "admin"})
+            if action == "not admin":  # its processes still hold the sudo group: stop them
+                try:
+                    hub_api("DELETE", f"/users/{name}/server")
+                except urllib.error.HTTPError as err:
+                    if err.code not in (400, 404):
+                        raise
+
+
 def sync(request: dict) -> dict:
     users = request.get("users", [])
     changes = plan(users, read_accounts(), read_homes(), uid_range())
+    try:
+        hub_todo = plan_hub(users, hub_users())
+    except (OSError, urllib.error.URLError) as err:
+        raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
     if not request.get("check"):
+        tell_hub(hub_todo, "remove")
         apply(changes)
+        tell_hub(hub_todo, "admin")
         save()
-    return report(changes, users)
+    result = report(changes, users)
+    for name, action in hub_todo.items():
+        what = result["users"].setdefault(name, [])
+        label = {"remove": "removed from the hub", "admin": "hub admin",
+                 "not admin": "hub not admin (server stopped)"}[action]
+        what.append(label)
+        if name in result["unchanged"]:
+            result["unchanged"].remove(name)
+            result["updated"].append(name)
+    result["changed"] = bool(result["users"])
+    return result
 
 
 # --- Accounts kept on the state volume ---------------------------------------------------------------------------
@@ -354,9 +434,10 @@ def main(argv: list[str]) -> int:
         if command == "sync":
             print(json.dumps(sync(json.load(sys.stdin))))
         elif command == "add" and len(argv) == 3:
-            result = sync({"users": [{"name": argv[2]}]})
-            print(f"{argv[2]}: {', '.join(result['users'].get(argv[2], ['already there']))}; "
-                  f"now set a password: passwd {argv[2]}")
+            changes = plan([{"name": argv[2]}], read_accounts(), read_homes(), uid_range())
+            apply(changes)
+            save()
+            print(f"{argv[2]}: {', '.join(changes[0].what) if changes else 'already there'}")
         elif command == "save":
             save()
         elif command == "restore":
@@ -366,6 +447,9 @@ def main(argv: list[str]) -> int:
             return 2
     except PlanError as err:
         print(json.dumps({"changed": False, "failed": True, "msg": str(err)}))
+        return 1
+    except (subprocess.CalledProcessError, urllib.error.URLError) as err:
+        print(json.dumps({"changed": True, "failed": True, "msg": f"stopped half-way: {err}"}))
         return 1
     return 0
 

@@ -1,0 +1,221 @@
+"""The users list over a hub's life: add, passwords, promote and demote, remove, bad input, re-creation.
+
+Runs after test_default.py on the same deployment; every check is what a user or an admin sees over HTTP.
+"""
+from __future__ import annotations
+
+import re
+
+import docker
+import pytest
+
+from conftest import converge, converge_users, wait_healthy
+from hubclient import HubUser, LoginFailed
+
+WHOAMI = "import os, getpass; print(getpass.getuser(), os.getuid(), os.getcwd())"
+
+
+@pytest.fixture(scope="module")
+def base_users(settings) -> list[dict]:
+    return settings["quickjh_users"]
+
+
+def sudo_works(user: HubUser, password: str) -> bool:
+    printed = user.run(
+        "import subprocess\n"
+        f"r = subprocess.run(['sudo', '-S', '-k', '-p', '', 'id', '-u'], input={password!r} + '\\n',"
+        " capture_output=True, text=True)\n"
+        "print(r.returncode, r.stdout.strip())\n")
+    return printed.split() == ["0", "0"]
+
+
+def can_login(hub_url: str, name: str, password: str) -> bool:
+    try:
+        HubUser(hub_url, name).login(password)
+    except LoginFailed:
+        return False
+    return True
+
+
+def uid_of(user: HubUser) -> int:
+    return int(user.run(WHOAMI).split()[1])
+
+
+def sync_report(result) -> str:
+    """The role's output and errors with folded lines joined: the report reads 'user2: created; ...'."""
+    return " ".join((result.stdout + result.stderr).split())
+
+
+def test_a_new_user_logs_in_and_runs_code(base_users, hub_url):
+    users = base_users + [{"name": "user2", "password": "user2-first-pw"}]
+    result = converge_users(users)
+    assert "user2: created" in sync_report(result)
+    user2 = HubUser(hub_url, "user2")
+    user2.login("user2-first-pw")
+    user2.start_server()
+    name, uid, cwd = user2.run(WHOAMI).split()
+    assert (name, cwd) == ("user2", "/home/user2/notebook") and int(uid) >= 1000
+    # nothing changed: nothing to do
+    assert "changed=0" in converge_users(users).stdout
+
+
+def test_password_changes_follow_update_password(base_users, hub_url):
+    on_create = base_users + [{"name": "user2", "password": "user2-second-pw"}]
+    converge_users(on_create)
+    assert can_login(hub_url, "user2", "user2-first-pw")
+    assert not can_login(hub_url, "user2", "user2-second-pw")
+    always = base_users + [{"name": "user2", "password": "user2-second-pw", "update_password": "always"}]
+    assert "user2: password" in sync_report(converge_users(always))
+    assert can_login(hub_url, "user2", "user2-second-pw")
+    assert not can_login(hub_url, "user2", "user2-first-pw")
+    assert "changed=0" in converge_users(always).stdout  # same password again: crypt says nothing to do
+
+
+def test_check_mode_reports_and_changes_nothing(base_users, hub_url):
+    users = base_users + [{"name": "user3", "password": "user3-first-pw"}]
+    result = converge_users(users, "--check", "--diff")
+    assert "user3: created" in sync_report(result)
+    assert not can_login(hub_url, "user3", "user3-first-pw")
+
+
+def test_promote_and_demote_take_effect_without_a_new_login(base_users, login, passwords):
+    user1 = login("user1")
+    admin = login("admin", start=False)
+    promoted = [dict(u, admin=True) if u["name"] == "user1" else u for u in base_users]
+    assert "user1: admin, hub admin" in sync_report(converge_users(promoted))
+    assert admin.hub_api("GET", "/users/user1").json()["admin"] is True
+    user1.stop_server()  # like a Linux login, the sudo group comes with the next server start
+    user1.start_server()
+    assert sudo_works(user1, passwords["user1"])
+    report = sync_report(converge_users(base_users))
+    assert "user1: not admin, hub not admin (server stopped)" in report
+    assert admin.hub_api("GET", "/users/user1").json()["admin"] is False
+    assert user1.model()["admin"] is False and not user1.model()["servers"]
+    user1.start_server()
+    assert not sudo_works(user1, passwords["user1"])
+
+
+def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, hub_url, login, settings):
+    converge_users(base_users + [{"name": "user3", "password": "user3-first-pw"}])
+    user2 = HubUser(hub_url, "user2")
+    user2.login("user2-second-pw")
+    user2.start_server()
+    user2.run("open('mine.txt', 'w').write('user2 was here')")
+    uid2 = uid_of(user2)
+    removed = base_users + [{"name": "user2", "state": "absent"},
+                            {"name": "user3", "state": "absent", "remove_home": True}]
+    report = sync_report(converge_users(removed))
+    assert "user2: removed, removed from the hub" in report
+    assert re.search(r"user3: removed, home archived to /srv/jupyterhub/removed-homes/user3-\d+-\d+\.tar\.gz", report)
+    assert not can_login(hub_url, "user2", "user2-second-pw")
+    assert login("admin", start=False).hub_api("GET", "/users/user2").status_code == 404
+    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
+    assert hub.exec_run("test -f /home/user2/notebook/mine.txt").exit_code == 0
+    assert hub.exec_run("test -e /home/user3").exit_code != 0
+    assert hub.exec_run("sh -c 'test -s /srv/jupyterhub/removed-homes/user3-*.tar.gz'").exit_code == 0
+    # A new user never gets the kept home's UID; user2 coming back gets it, and the files.
+    converge_users(base_users + [{"name": "user4", "password": "user4-first-pw"}])
+    user4 = HubUser(hub_url, "user4")
+    user4.login("user4-first-pw")
+    user4.start_server()
+    assert uid_of(user4) != uid2
+    converge_users(base_users + [{"name": "user2", "password": "user2-back-pw"}])
+    user2 = HubUser(hub_url, "user2")
+    user2.login("user2-back-pw")
+    user2.start_server()
+    assert uid_of(user2) == uid2
+    assert user2.run("print(open('mine.txt').read())").strip() == "user2 was here"
+
+
+def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, login, passwords, settings):
+    admin, user1 = login("admin"), login("user1")
+    # The admin adds a user in a terminal; user1 changes their own password.
+    printed = admin.run(
+        "import subprocess\n"
+        f"r = subprocess.run(['sudo', '-S', '-p', '', 'quickjh-adduser', 'termuser'],"
+        f" input={passwords['admin']!r} + '\\nterm-user-pw-1\\nterm-user-pw-1\\n', capture_output=True, text=True)\n"
+        "print(r.returncode, r.stdout, r.stderr)\n")
+    assert printed.startswith("0"), printed
+    printed = user1.run(
+        "import subprocess\n"
+        f"r = subprocess.run(['passwd'], input={passwords['user1']!r} + '\\nuser1-Own-pw-9\\nuser1-Own-pw-9\\n',"
+        " capture_output=True, text=True)\n"
+        "print(r.returncode, r.stderr)\n")
+    assert printed.startswith("0"), printed
+    term = HubUser(hub_url, "termuser")
+    term.login("term-user-pw-1")
+    term.start_server()
+    term.run("open('t.txt', 'w').write('terminal user file')")
+    before = {"termuser": uid_of(term), "user1": uid_of(user1), "admin": uid_of(admin)}
+
+    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
+    hub.stop()  # as a re-creation by the role does: stop, remove, create
+    hub.remove()
+    converge_users(base_users)
+    wait_healthy(hub_url)
+
+    term = HubUser(hub_url, "termuser")
+    term.login("term-user-pw-1")
+    term.start_server()
+    assert uid_of(term) == before["termuser"]
+    assert term.run("print(open('t.txt').read())").strip() == "terminal user file"
+    assert not can_login(hub_url, "user1", passwords["user1"])
+    user1 = HubUser(hub_url, "user1")
+    user1.login("user1-Own-pw-9")
+    user1.start_server()
+    assert uid_of(user1) == before["user1"]
+    assert user1.run("print(open('kept.txt').read())").strip() == "still here"
+    assert uid_of(login("admin")) == before["admin"]
+
+
+OK_PW = "long-enough-pw"
+BAD_INPUT = [
+    ([{"name": "User5", "password": OK_PW}], "user 'User5' is not a valid Linux user name"),
+    ([{"name": "5user", "password": OK_PW}], "user '5user' is not a valid Linux user name"),
+    ([{"name": "-user", "password": OK_PW}], "user '-user' is not a valid Linux user name"),
+    ([{"name": "a user", "password": OK_PW}], "user 'a user' is not a valid Linux user name"),
+    ([{"name": "u" * 33, "password": OK_PW}], f"user '{'u' * 33}' is not a valid Linux user name"),
+    ([{"name": "daemon", "password": OK_PW}], "user 'daemon' is a name the image uses for itself"),
+    ([{"name": "nobody", "password": OK_PW}], "user 'nobody' is a name the image uses for itself"),
+    ([{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}], "user 'twin' is listed more than once"),
+    ([{"name": "both", "password": OK_PW, "password_hash": "$6$abcdefgh$" + "x" * 86}],
+     "user 'both' needs exactly one of password and password_hash"),
+    ([{"name": "neither"}], "user 'neither' needs exactly one of password and password_hash"),
+    ([{"name": "samename", "password": "samename"}], "user 'samename' has a password equal to the user name"),
+    ([{"name": "shorty", "password": "abc1234"}], "user 'shorty' has a password shorter than 8 characters"),
+    ([{"name": "hashy", "password_hash": "plaintext"}], "user 'hashy' has a password_hash that is not a crypt(3) hash"),
+    ([{"name": "lowuid", "password": OK_PW, "uid": 999}], "user 'lowuid' has uid 999, outside 1000-60000"),
+    ([{"name": "uida", "password": OK_PW, "uid": 3000}, {"name": "uidb", "password": OK_PW, "uid": 3000}],
+     "user 'uida' has uid 3000, which another listed user has too"),
+    ([{"name": "colour", "password": OK_PW, "colour": "red"}], "quickjh_users.colour. Supported parameters include"),
+]
+
+
+def state_of_the_hub(settings) -> tuple:
+    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
+    accounts = hub.exec_run("cat /etc/passwd /etc/shadow /etc/group").output
+    with open(f"{settings['quickjh_config_dir']}/jupyterhub_config.py", "rb") as config:
+        return hub.id, hub.attrs["State"]["StartedAt"], hub.image.id, accounts, config.read()
+
+
+@pytest.mark.parametrize("users,message", BAD_INPUT, ids=[u[-1]["name"][:12] for u, _ in BAD_INPUT])
+def test_bad_input_is_refused_before_anything_changes(base_users, settings, users, message):
+    before = state_of_the_hub(settings)
+    result = converge_users(base_users + users, "-e", "quickjh_default_url=/tree", ok=False)
+    assert message in sync_report(result)
+    assert state_of_the_hub(settings) == before
+
+
+def test_weak_passwords_pass_only_when_allowed(base_users, hub_url):
+    weak = base_users + [{"name": "weakling", "password": "weak"}]
+    assert "has a password shorter than 8" in sync_report(converge_users(weak, ok=False))
+    converge_users(weak, "-e", "quickjh_allow_weak_passwords=true")
+    assert can_login(hub_url, "weakling", "weak")
+    converge_users(base_users + [{"name": "weakling", "state": "absent"}])
+
+
+def test_a_missing_notebook_folder_does_not_break_a_login(settings, login):
+    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
+    login("admin", start=False).stop_server()
+    assert hub.exec_run("rm -rf /home/admin/notebook").exit_code == 0
+    assert login("admin").run(WHOAMI).split()[2] == "/home/admin/notebook"
