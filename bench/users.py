@@ -47,7 +47,7 @@ def playbook(listed: list[dict]) -> tuple[float, float, str]:
         sys.exit(out.stdout[-4000:] + out.stderr[-2000:])
     task = re.search(r"Apply quickjh_users inside the container -+ ([0-9.]+)s", out.stdout)
     recap = re.search(r"(ok=\d+ +changed=\d+)", out.stdout)
-    report = re.findall(r"msg: '?([^\n]*)", out.stdout)[-1]
+    report = re.findall(r"msg: '?([^\n']*)", out.stdout)[-1]
     return wall, float(task.group(1)) if task else 0.0, f"{recap.group(1)}; {report[:60]}"
 
 

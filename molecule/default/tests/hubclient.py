@@ -6,6 +6,7 @@ user server's under /user/NAME/), kernels started through /api/sessions with a n
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 
@@ -87,11 +88,37 @@ class HubUser:
         finally:
             self.server_api("DELETE", f"/sessions/{session['id']}")
 
-    def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
-        url = f"{self.base}/user/{self.name}/api/kernels/{kernel_id}/channels".replace("http", "ws", 1)
+    def terminal(self, command: str, timeout: float = 300) -> str:
+        """Type a command into a new JupyterLab terminal (a bash login shell); return what it printed."""
+        reply = self.server_api("POST", "/terminals")
+        reply.raise_for_status()
+        name = reply.json()["name"]
+        ws = self._connect(f"/user/{self.name}/terminals/websocket/{name}", timeout)
+        marker = uuid.uuid4().hex
+        ws.send(json.dumps(["stdin", f"{command}; echo {marker[:16]}-$?-{marker[16:]}\r"]))
+        out = ""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                kind, *data = json.loads(ws.recv())
+                if kind == "stdout":
+                    out += data[0]
+                    found = re.search(f"{marker[:16]}-(\\d+)-{marker[16:]}", out)
+                    if found:
+                        return out[:found.start()] + f"[exit {found.group(1)}]"
+        finally:
+            ws.close()
+            self.server_api("DELETE", f"/terminals/{name}")
+        raise TimeoutError(f"{self.name}: terminal command did not finish in {timeout} s; printed {out!r}")
+
+    def _connect(self, path: str, timeout: float) -> websocket.WebSocket:
+        url = f"{self.base}{path}".replace("http", "ws", 1)
         cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
         sslopt = {"ca_certs": self.http.verify} if isinstance(self.http.verify, str) else {}
-        ws = websocket.create_connection(url, cookie=cookies, timeout=timeout, sslopt=sslopt)
+        return websocket.create_connection(url, cookie=cookies, timeout=timeout, sslopt=sslopt)
+
+    def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
+        ws = self._connect(f"/user/{self.name}/api/kernels/{kernel_id}/channels", timeout)
         msg_id = uuid.uuid4().hex
         ws.send(json.dumps({
             "header": {"msg_id": msg_id, "username": self.name, "session": uuid.uuid4().hex,

@@ -1,0 +1,88 @@
+"""Python packages and kernels as users see them: shared and private installs, distro tools, users' own kernels.
+
+Runs after test_default.py on the same deployment (the scenario sets quickjh_pip_packages and quickjh_apt_packages).
+"""
+from __future__ import annotations
+
+import docker
+import pytest
+
+from conftest import converge, wait_healthy
+
+IMPORT = "import importlib, sys\ntry:\n    m = importlib.import_module({name!r}); print('found', m.__file__)\nexcept ImportError:\n    print('missing')\n"
+
+
+def where(user, module: str) -> str:
+    """'missing', or the file the user's kernel imports the module from."""
+    printed = user.run(IMPORT.format(name=module)).split()
+    return printed[1] if printed[0] == "found" else "missing"
+
+
+def test_inventory_packages_are_there_for_everyone(login):
+    for name in ("admin", "user1"):
+        user = login(name)
+        assert where(user, "cowsay").startswith("/opt/jupyterhub/lib/")
+        assert user.run("import cowsay; print(cowsay.__version__)").strip() == "6.1"
+        assert "[exit 0]" in user.terminal("jq --version")
+
+
+def test_pip_magic_installs_into_the_users_home_only(login):
+    user1, admin = login("user1"), login("admin")
+    printed = user1.run("%pip install -q tabulate")
+    assert "error" not in printed.lower(), printed
+    assert where(user1, "tabulate").startswith("/home/user1/.local/lib/")  # a new kernel, as after a restart
+    assert where(admin, "tabulate") == "missing"
+
+
+def test_pip_in_a_terminal_falls_back_to_the_users_home(login):
+    user1, admin = login("user1"), login("admin")
+    printed = user1.terminal("pip install -q text-unidecode")
+    assert printed.endswith("[exit 0]"), printed
+    assert where(user1, "text_unidecode").startswith("/home/user1/.local/lib/")
+    assert where(admin, "text_unidecode") == "missing"
+
+
+def test_sudo_pip_installs_for_everyone_and_users_cannot_write_the_shared_venv(login, passwords):
+    admin, user1 = login("admin"), login("user1")
+    printed = admin.terminal(f"echo {passwords['admin']} | sudo -S -p '' pip install -q toolz")
+    assert printed.endswith("[exit 0]"), printed
+    assert where(user1, "toolz").startswith("/opt/jupyterhub/lib/")
+    printed = user1.terminal("touch /opt/jupyterhub/lib/python3*/site-packages/mine")
+    assert printed.endswith("[exit 1]"), printed
+
+
+def test_a_users_own_venv_becomes_their_kernel(login):
+    user1, admin = login("user1"), login("admin")
+    printed = user1.terminal(
+        "python3 -m venv ~/myenv && ~/myenv/bin/pip install -q ipykernel"
+        " && ~/myenv/bin/python -m ipykernel install --user --name myenv --display-name 'My env'", timeout=600)
+    assert printed.endswith("[exit 0]"), printed[-2000:]
+    assert "myenv" in user1.server_api("GET", "/kernelspecs").json()["kernelspecs"]
+    assert "myenv" not in admin.server_api("GET", "/kernelspecs").json()["kernelspecs"]
+    assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
+
+
+def test_packages_and_kernels_survive_recreation_and_a_package_change(settings, hub_url, login):
+    client = docker.from_env()
+    before = client.containers.get(settings["quickjh_container_name"])
+    converge("-e", '{"quickjh_pip_packages": ["cowsay==6.0"]}')  # a pin changed: rebuild, re-create once
+    after = client.containers.get(settings["quickjh_container_name"])
+    assert after.image.id != before.image.id and after.id != before.id
+    wait_healthy(hub_url)
+    user1 = login("user1")
+    assert user1.run("import cowsay; print(cowsay.__version__)").strip() == "6.0"
+    assert where(user1, "tabulate").startswith("/home/user1/.local/lib/")
+    assert where(user1, "toolz") == "missing"  # sudo pip went into the old image: README says to declare it
+    assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
+    assert print_uid(user1) >= 1000
+    converge()  # back to the scenario's settings: that image exists, so no rebuild
+    assert client.containers.get(settings["quickjh_container_name"]).image.id == before.image.id
+
+
+def print_uid(user) -> int:
+    return int(user.run("import os; print(os.getuid())"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _hub_is_up(hub_url):
+    wait_healthy(hub_url)
