@@ -4,7 +4,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from conftest import converge, wait_healthy
+from hubfixtures import converge, wait_healthy
 from hubclient import HubUser, LoginFailed
 
 WHOAMI = "import os, getpass; print(getpass.getuser(), os.getuid(), os.getcwd())"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from conftest import converge, wait_healthy
+from hubfixtures import converge, wait_healthy
 
 IMPORT = "import importlib, sys\ntry:\n    m = importlib.import_module({name!r}); print('found', m.__file__)\nexcept ImportError:\n    print('missing')\n"
 

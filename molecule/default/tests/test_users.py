@@ -9,7 +9,7 @@ import re
 import docker
 import pytest
 
-from conftest import converge, converge_users, wait_healthy
+from hubfixtures import converge, converge_users, wait_healthy
 from hubclient import HubUser, LoginFailed
 
 WHOAMI = "import os, getpass; print(getpass.getuser(), os.getuid(), os.getcwd())"

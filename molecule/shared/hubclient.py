@@ -24,6 +24,7 @@ class HubUser:
         self.name = name
         self.http = requests.Session()
         self.http.verify = verify
+        self.http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment beats `verify`
 
     def xsrf(self, path: str) -> str:
         for cookie in self.http.cookies:

@@ -1,0 +1,88 @@
+"""Fixtures shared by the scenarios' tests (a pytest plugin): the inventory's settings, logged-in users, the role
+run again. Each scenario's tests/conftest.py loads it with `pytest_plugins`."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+
+from hubclient import HubUser
+
+
+@pytest.fixture(scope="module")
+def settings(host) -> dict:
+    """The role's variables as the scenario's inventory sets them."""
+    return host.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def hub_url(settings) -> str:
+    scheme = "http" if settings.get("quickjh_tls", "off") == "off" else "https"
+    return f"{scheme}://{settings['quickjh_bind_address']}:{settings['quickjh_port']}"
+
+
+@pytest.fixture(scope="module")
+def verify(settings) -> bool | str:
+    """What clients trust: the hub's own certificate when the role made a self-signed one."""
+    if settings.get("quickjh_tls", "off") == "self-signed":
+        return f"{settings['quickjh_config_dir']}/tls/hub.crt"
+    return True
+
+
+@pytest.fixture(scope="module")
+def passwords(settings) -> dict[str, str]:
+    return {u["name"]: u["password"] for u in settings["quickjh_users"]}
+
+
+@pytest.fixture(scope="module")
+def container(settings):
+    return docker.from_env().containers.get(settings["quickjh_container_name"])
+
+
+@pytest.fixture
+def login(hub_url, passwords, verify):
+    """login(name) -> a HubUser logged in through the form, with a running server."""
+    def _login(name: str, start: bool = True) -> HubUser:
+        user = HubUser(hub_url, name, verify=verify)
+        user.login(passwords[name])
+        if start:
+            user.start_server()
+        return user
+    return _login
+
+
+def wait_healthy(hub_url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{hub_url}/hub/health", timeout=5, verify=False).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{hub_url} not healthy after {timeout} s")
+
+
+def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run the scenario's converge playbook again, as `molecule converge` does (extra: ansible-playbook options)."""
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    playbook = scenario / "converge.yml"
+    if not playbook.exists():  # scenarios other than default run default's converge.yml
+        playbook = scenario.parent / "default" / "converge.yml"
+    env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    result = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), *extra],
+        capture_output=True, text=True, check=False, env=env)
+    assert (result.returncode == 0) is ok, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def converge_users(users: list[dict], *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run the role with this quickjh_users list instead of the scenario's."""
+    return converge("-e", json.dumps({"quickjh_users": users}), *extra, ok=ok)
