@@ -95,6 +95,13 @@ def test_report_lists_each_user_once():
                    "users": {"a": ["created"], "b": ["password"]}}
 
 
+def test_report_adds_what_the_hub_was_told():
+    changes = [qu.Change("a", "update", ["admin"])]
+    out = qu.report(changes, [{"name": "a"}, {"name": "b"}, {"name": "c"}], {"a": "admin", "b": "remove"})
+    assert out["users"] == {"a": ["admin", "hub admin"], "b": ["removed from the hub"]}
+    assert (out["updated"], out["unchanged"], out["changed"]) == (["a", "b"], ["c"], True)
+
+
 def write_etc(etc: Path, passwd: str, shadow: str, group: str, gshadow: str) -> None:
     for name, text in (("passwd", passwd), ("shadow", shadow), ("group", group), ("gshadow", gshadow)):
         (etc / name).write_text(text)

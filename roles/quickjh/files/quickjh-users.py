@@ -265,14 +265,22 @@ def apply(changes: list[Change]) -> None:
         run("chpasswd", "--encrypted", stdin="\n".join(hashed) + "\n")
 
 
-def report(changes: list[Change], users: list[dict]) -> dict:
+HUB_LABELS = {"remove": "removed from the hub", "admin": "hub admin", "not admin": "hub not admin (server stopped)"}
+
+
+def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | None = None) -> dict:
+    """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated."""
     by_action = {"create": "created", "update": "updated", "remove": "removed"}
-    out: dict = {"changed": bool(changes), "created": [], "updated": [], "removed": [], "unchanged": [], "users": {}}
+    out: dict = {"created": [], "updated": [], "removed": [], "unchanged": [], "users": {}}
     for c in changes:
         out[by_action[c.action]].append(c.name)
         out["users"][c.name] = c.what
-    touched = {c.name for c in changes}
-    out["unchanged"] = [u["name"] for u in users if u["name"] not in touched]
+    for name, action in (hub_todo or {}).items():
+        if name not in out["users"]:
+            out["updated"].append(name)
+        out["users"].setdefault(name, []).append(HUB_LABELS[action])
+    out["unchanged"] = [u["name"] for u in users if u["name"] not in out["users"]]
+    out["changed"] = bool(out["users"])
     return out
 
 
@@ -313,25 +321,27 @@ def plan_hub(users: list[dict], known: dict[str, bool]) -> dict[str, str]:
     return todo
 
 
-def tell_hub(todo: dict[str, str], only: str) -> None:
-    for name, action in todo.items():
-        if action == "remove" and only == "remove":
-            for attempt in range(30):  # the hub stops the user's server first, and may ask to wait for it
-                try:
-                    hub_api("DELETE", f"/users/{name}")
-                    break
-                except urllib.error.HTTPError as err:
-                    if err.code != 400 or attempt == 29:
-                        raise
-                    time.sleep(1)
-        elif action != "remove" and only == "admin":
-            hub_api("PATCH", f"/users/{name}", {"admin": action == "admin"})
-            if action == "not admin":  # its processes still hold the sudo group: stop them
-                try:
-                    hub_api("DELETE", f"/users/{name}/server")
-                except urllib.error.HTTPError as err:
-                    if err.code not in (400, 404):
-                        raise
+def remove_from_hub(names: list[str]) -> None:
+    for name in names:
+        for attempt in range(30):  # the hub stops the user's server first, and may ask to wait for it
+            try:
+                hub_api("DELETE", f"/users/{name}")
+                break
+            except urllib.error.HTTPError as err:
+                if err.code != 400 or attempt == 29:
+                    raise
+                time.sleep(1)
+
+
+def set_hub_admin(flags: dict[str, bool]) -> None:
+    for name, admin in flags.items():
+        hub_api("PATCH", f"/users/{name}", {"admin": admin})
+        if not admin:  # its processes still hold the sudo group: stop them
+            try:
+                hub_api("DELETE", f"/users/{name}/server")
+            except urllib.error.HTTPError as err:
+                if err.code not in (400, 404):
+                    raise
 
 
 def sync(request: dict) -> dict:
@@ -342,21 +352,11 @@ def sync(request: dict) -> dict:
     except (OSError, urllib.error.URLError) as err:
         raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
     if not request.get("check"):
-        tell_hub(hub_todo, "remove")
+        remove_from_hub([name for name, action in hub_todo.items() if action == "remove"])
         apply(changes)
-        tell_hub(hub_todo, "admin")
+        set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
         save()
-    result = report(changes, users)
-    for name, action in hub_todo.items():
-        what = result["users"].setdefault(name, [])
-        label = {"remove": "removed from the hub", "admin": "hub admin",
-                 "not admin": "hub not admin (server stopped)"}[action]
-        what.append(label)
-        if name in result["unchanged"]:
-            result["unchanged"].remove(name)
-            result["updated"].append(name)
-    result["changed"] = bool(result["users"])
-    return result
+    return report(changes, users, hub_todo)
 
 
 # --- Accounts kept on the state volume ---------------------------------------------------------------------------
