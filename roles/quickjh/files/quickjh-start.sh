@@ -1,7 +1,9 @@
 #!/bin/bash
 # Entry point of the quickjh image (tini is PID 1): bring back the accounts saved on the state volume, keep saving
 # them while the hub runs (users added in a terminal, passwords changed with `passwd`), save once more at stop.
-set -u
+# Job control (-m): without it bash starts background commands with SIGINT ignored, the hub's services inherit
+# that, and the hub's stop then waits on them until Docker kills it (and the save at stop below never runs).
+set -um
 /usr/local/sbin/quickjh-users restore
 # The token quickjh-users uses to tell the hub about admins and removed users (read by jupyterhub_config.py).
 token=/srv/jupyterhub/quickjh-sync.token
