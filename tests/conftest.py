@@ -10,12 +10,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 
-def load_users_program():
-    """roles/quickjh/files/quickjh-users.py, the program the image runs, imported as a module."""
-    path = ROOT / "roles/quickjh/files/quickjh-users.py"
-    loader = importlib.machinery.SourceFileLoader("quickjh_users", str(path))
-    spec = importlib.util.spec_from_loader("quickjh_users", loader)
+def load_program(name: str):
+    """roles/quickjh/files/NAME.py, a program the image runs, imported as a module."""
+    path = ROOT / f"roles/quickjh/files/{name}.py"
+    module_name = name.replace("-", "_")
+    loader = importlib.machinery.SourceFileLoader(module_name, str(path))
+    spec = importlib.util.spec_from_loader(module_name, loader)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["quickjh_users"] = module  # dataclasses look their module up
+    sys.modules[module_name] = module  # dataclasses look their module up
     loader.exec_module(module)
     return module

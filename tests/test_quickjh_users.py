@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_users_program
+from conftest import load_program
 
-qu = load_users_program()
+qu = load_program("quickjh-users")
 Account, Home = qu.Account, qu.Home
 
 

@@ -10,6 +10,18 @@ token=/srv/jupyterhub/quickjh-sync.token
 if [ ! -s "$token" ]; then
   (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > "$token")
 fi
+# A new image (another JupyterHub, base image or package set; the role passes its tag): copy the hub database
+# aside, then bring its schema up to date (upgrade-db changes nothing when it already is). A failed upgrade stops
+# here, with the copy kept in db-backups/.
+db=/srv/jupyterhub/jupyterhub.sqlite
+stamp=/srv/jupyterhub/quickjh-image
+if [ -s "$db" ] && [ "$(cat "$stamp" 2>/dev/null)" != "${QUICKJH_IMAGE:-}" ]; then
+  copy=/srv/jupyterhub/db-backups/jupyterhub-$(date -u +%Y%m%dT%H%M%SZ).sqlite
+  echo "quickjh: image $(cat "$stamp" 2>/dev/null || echo unknown) -> ${QUICKJH_IMAGE:-unknown}: database copied to $copy"
+  /usr/local/sbin/quickjh-backup copy-db "$copy" || exit 1
+  jupyterhub upgrade-db --config /etc/jupyterhub/jupyterhub_config.py || exit 1
+fi
+echo "${QUICKJH_IMAGE:-}" > "$stamp"
 ( while sleep 10; do /usr/local/sbin/quickjh-users save; done ) &
 saver=$!
 "$@" &

@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""quickjh-backup: one archive of a hub's homes, state and config, and its way back.
+
+  quickjh-backup create ARCHIVE    /quickjh/{home,state,config} -> ARCHIVE (tar.gz, mode 600)
+  quickjh-backup restore ARCHIVE   ARCHIVE -> /quickjh/{home,state,config}, which must be empty
+  quickjh-backup copy-db DEST      /srv/jupyterhub/jupyterhub.sqlite -> DEST
+
+The role runs create and restore in a one-off container of the hub image with the volumes mounted under /quickjh,
+and the entry point runs copy-db before it upgrades the database. Owners (numeric UIDs), modes and times are kept.
+The database is copied with SQLite's backup API, so a copy made while the hub writes is whole, never torn.
+Only the standard library: it runs on the image's system python3.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+import tarfile
+import tempfile
+from contextlib import closing
+from pathlib import Path
+
+ROOT = Path("/quickjh")
+PARTS = ("home", "state", "config")
+DB = "state/jupyterhub.sqlite"
+# The live database (copied consistently instead) and files that only mean something to the running hub.
+SKIP = {DB, DB + "-journal", DB + "-wal", DB + "-shm", "state/jupyterhub-proxy.pid"}
+
+
+def copy_db(src: Path, dest: Path) -> None:
+    """A whole copy of the SQLite database src at dest, with src's mode and owner, even while the hub writes."""
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with closing(sqlite3.connect(src, timeout=60)) as source, closing(sqlite3.connect(dest)) as copy:
+        source.backup(copy)
+    shutil.copystat(src, dest)
+    stat = src.stat()
+    os.chown(dest, stat.st_uid, stat.st_gid)
+
+
+def create(archive: Path, root: Path = ROOT) -> None:
+    """Write the archive next to its final name, then rename it: a cut-off run leaves no half archive."""
+    partial = archive.with_name(archive.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds password hashes
+    with tempfile.TemporaryDirectory() as tmp, open(fd, "wb") as out, \
+            tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
+        for part in PARTS:
+            tar.add(root / part, part, filter=lambda member: None if member.name in SKIP else member)
+        if (root / DB).exists():
+            snapshot = Path(tmp) / "jupyterhub.sqlite"
+            copy_db(root / DB, snapshot)
+            tar.add(snapshot, DB)
+    partial.rename(archive)
+
+
+def restore(archive: Path, root: Path = ROOT) -> None:
+    """Unpack the archive into empty folders; refuse anything else, before writing a byte."""
+    full = [str(root / part) for part in PARTS if any((root / part).iterdir())]
+    if full:
+        sys.exit(f"quickjh-backup: not empty: {', '.join(full)}. A restore only fills empty volumes and an empty "
+                 "config folder: take the hub down first with quickjh_state=absent and quickjh_purge_volumes=true.")
+    with tarfile.open(archive) as tar:
+        members = tar.getmembers()
+        strange = [m.name for m in members if m.name.split("/")[0] not in PARTS or ".." in m.name.split("/")]
+        if strange:
+            sys.exit(f"quickjh-backup: {archive} is not a quickjh backup: it holds {', '.join(strange[:5])}")
+        # Our own archive: keep owners, modes and links as they were (users' venvs link to /usr/bin/python3).
+        tar.extractall(root, members, numeric_owner=True, filter="fully_trusted")
+
+
+def main(argv: list[str]) -> None:
+    commands = {"create": create, "restore": restore,
+                "copy-db": lambda dest: copy_db(Path("/srv/jupyterhub/jupyterhub.sqlite"), dest)}
+    if len(argv) != 2 or argv[0] not in commands:
+        sys.exit(__doc__)
+    commands[argv[0]](Path(argv[1]))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
