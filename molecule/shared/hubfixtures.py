@@ -69,18 +69,28 @@ def wait_healthy(hub_url: str, timeout: float = 120) -> None:
     raise TimeoutError(f"{hub_url} not healthy after {timeout} s")
 
 
-def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:
-    """Run the scenario's converge playbook again, as `molecule converge` does (extra: ansible-playbook options)."""
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    playbook = scenario / "converge.yml"
-    if not playbook.exists():  # scenarios other than default run default's converge.yml
-        playbook = scenario.parent / "default" / "converge.yml"
+def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run a playbook against the scenario's instance (extra: ansible-playbook options); check it succeeded or not."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook), *extra],
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path), *extra],
         capture_output=True, text=True, check=False, env=env)
     assert (result.returncode == 0) is ok, result.stdout[-3000:] + result.stderr[-3000:]
     return result
+
+
+def project_playbook(name: str, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run one of the project's own playbooks (backup.yml, restore.yml), as the README shows."""
+    return playbook(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1] / name, *extra, ok=ok)
+
+
+def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+    """Run the scenario's converge playbook again, as `molecule converge` does."""
+    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    path = scenario / "converge.yml"
+    if not path.exists():  # scenarios other than default run default's converge.yml
+        path = scenario.parent / "default" / "converge.yml"
+    return playbook(path, *extra, ok=ok)
 
 
 def converge_users(users: list[dict], *extra: str, ok: bool = True) -> subprocess.CompletedProcess:

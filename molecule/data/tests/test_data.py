@@ -1,0 +1,188 @@
+"""Nothing a user wrote is lost: an upgrade of JupyterHub, a backup restored after the volumes were deleted, the hub
+taken down and brought back. The tests run in order on one deployment (converged with JupyterHub 5)."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+import yaml
+
+from hubclient import HubUser
+from hubfixtures import converge, project_playbook
+
+ROLE_DEFAULTS = Path(__file__).resolve().parents[3] / "roles/quickjh/defaults/main.yml"
+NEW_VERSION = yaml.safe_load(ROLE_DEFAULTS.read_text())["quickjh_jupyterhub_version"]
+# The newest (role default) version from here on; converge() with no options would go back to the old one.
+NEW = ("-e", f"quickjh_jupyterhub_version={NEW_VERSION}")
+USER2_PASSWORD = "us3r2-own-pw"  # set in a terminal, not in the inventory: only the saved accounts know it
+FILES = {"admin": "admin's notes\n", "user1": "user1's work\n", "user2": "user2's draft\n"}
+READ = "print(open('mine.txt').read(), end='')"
+MINE = "import sys; print(sys.executable)"
+# Shared by the tests of this module, in order: user1's browser session, taken before the upgrade.
+kept: dict[str, HubUser] = {}
+
+
+@pytest.fixture(scope="module")
+def client():
+    return docker.from_env()
+
+
+@pytest.fixture(scope="module")
+def every_password(passwords):
+    return dict(passwords, user2=USER2_PASSWORD)
+
+
+def hub_version(hub_url: str) -> str:
+    return requests.get(f"{hub_url}/hub/api", timeout=10).json()["version"]
+
+
+def state_db(client, settings, path: str) -> str:
+    """The alembic (schema) version of a database file on the state volume."""
+    code = f"import sqlite3; print(sqlite3.connect({path!r}).execute('select version_num from alembic_version').fetchone()[0])"
+    out = client.containers.get(settings["quickjh_container_name"]).exec_run(["python3", "-c", code])
+    assert out.exit_code == 0, out.output
+    return out.output.decode().strip()
+
+
+def log_in(hub_url: str, name: str, password: str) -> HubUser:
+    user = HubUser(hub_url, name)
+    user.login(password)
+    user.start_server()
+    return user
+
+
+def check_everyone(hub_url: str, every_password: dict[str, str]) -> None:
+    """Each user logs in with their password, finds their file, and user1's own kernel runs."""
+    for name, password in every_password.items():
+        user = log_in(hub_url, name, password)
+        assert user.run(READ) == FILES[name]
+        if name == "user1":
+            assert user.run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
+
+
+def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(client, settings, hub_url, passwords):
+    assert hub_version(hub_url).startswith("5.")
+    container = client.containers.get(settings["quickjh_container_name"])
+    # user2 is added from a terminal, with a password only the container knows (as `sudo quickjh-adduser` does).
+    added = container.exec_run(["bash", "-c", f"quickjh-users add user2 >/dev/null && echo user2:{USER2_PASSWORD} | chpasswd"
+                                " && quickjh-users save"])
+    assert added.exit_code == 0, added.output
+    for name, text in FILES.items():
+        user = log_in(hub_url, name, USER2_PASSWORD if name == "user2" else passwords[name])
+        user.run(f"open('mine.txt', 'w').write({text!r})")
+        if name == "user1":
+            user.terminal("python -m ipykernel install --user --name mine --display-name Mine")
+            kept["user1"] = user
+    assert kept["user1"].run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
+
+
+def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_files_kernels(
+        client, settings, hub_url, every_password):
+    old_schema = state_db(client, settings, "/srv/jupyterhub/jupyterhub.sqlite")
+    old_image = client.containers.get(settings["quickjh_container_name"]).image.id
+    started = time.monotonic()
+    converge(*NEW)
+    print(f"upgrade to {NEW_VERSION}: {time.monotonic() - started:.0f} s")
+    container = client.containers.get(settings["quickjh_container_name"])
+    assert container.image.id != old_image
+    assert hub_version(hub_url) == NEW_VERSION
+    log = container.logs().decode()
+    assert "database copied to /srv/jupyterhub/db-backups/" in log
+    copies = container.exec_run(["ls", "/srv/jupyterhub/db-backups"]).output.decode().split()
+    assert len(copies) == 1
+    assert state_db(client, settings, f"/srv/jupyterhub/db-backups/{copies[0]}") == old_schema
+    assert state_db(client, settings, "/srv/jupyterhub/jupyterhub.sqlite") != old_schema  # upgraded
+
+    # user1's browser session from before the upgrade is still logged in, and the server starts again.
+    user1 = kept["user1"]
+    assert user1.model()["name"] == "user1"
+    user1.start_server()
+    assert user1.run(READ) == FILES["user1"]
+    check_everyone(hub_url, every_password)
+
+    again = converge(*NEW)
+    assert "changed=0" in again.stdout, again.stdout[-2000:]
+
+
+def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings, hub_url, every_password):
+    busy = log_in(hub_url, "user1", every_password["user1"])  # a running server: the hub writes its database
+    started = time.monotonic()
+    project_playbook("backup.yml")
+    elapsed = time.monotonic() - started
+    archives = sorted(Path(settings["quickjh_backup_dir"]).glob("quickjh-data-*.tar.gz"))
+    assert len(archives) == 1
+    archive = archives[0]
+    print(f"backup: {archive.name} {archive.stat().st_size / 1e3:.0f} kB in {elapsed:.0f} s")
+    assert archive.stat().st_mode & 0o777 == 0o600
+    assert (Path(settings["quickjh_backup_fetch_dir"]) / archive.name).read_bytes() == archive.read_bytes()
+
+    uid = int(busy.run("import os; print(os.getuid())"))
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+        assert {"home/user2/notebook/mine.txt", "state/accounts.json", "state/jupyterhub_cookie_secret",
+                "config/jupyterhub_config.py", "home/user1/.local/share/jupyter/kernels/mine/kernel.json"} <= names
+        assert tar.getmember("home/user1/notebook/mine.txt").uid == uid
+        assert tar.getmember("home/user1").mode == 0o700
+        saved = json.load(tar.extractfile("state/accounts.json"))
+        assert "user2" in json.dumps(saved)
+        db = Path(settings["quickjh_backup_dir"]) / "check.sqlite"
+        db.write_bytes(tar.extractfile("state/jupyterhub.sqlite").read())
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("pragma integrity_check").fetchone() == ("ok",)
+        assert {"admin", "user1", "user2"} <= {n for (n,) in conn.execute("select name from users")}
+    db.unlink()
+
+
+def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(client, settings, hub_url, every_password):
+    converge(*NEW, "-e", "quickjh_state=absent")
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(settings["quickjh_container_name"])
+    for volume in (settings["quickjh_home_volume"], settings["quickjh_state_volume"]):
+        client.volumes.get(volume)
+    assert client.images.list(name=settings["quickjh_image_name"])  # kept: no rebuild to come back
+
+    archive = next(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))
+    refused = project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}", ok=False)
+    said = refused.stdout + refused.stderr
+    assert "not empty" in said and "quickjh_purge_volumes" in said
+
+    converge(*NEW)
+    check_everyone(hub_url, every_password)
+
+
+def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_files_and_kernels(
+        client, settings, hub_url, every_password):
+    archive = next(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))
+    refused = project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}", ok=False)
+    assert f"A container named {settings['quickjh_container_name']} exists" in refused.stdout + refused.stderr
+
+    converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
+    names = {v.name for v in client.volumes.list()}
+    assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"]} & names
+    assert not Path(settings["quickjh_config_dir"]).exists()
+    assert archive.exists()  # backups are never removed
+
+    started = time.monotonic()
+    project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}")
+    print(f"restore and start: {time.monotonic() - started:.0f} s")
+    assert kept["user1"].model()["name"] == "user1"  # a browser logged in before the backup still is
+    check_everyone(hub_url, every_password)
+
+
+def test_uninstall_with_image_and_volumes_leaves_only_the_backups(client, settings):
+    converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_remove_image=true", "-e", "quickjh_purge_volumes=true")
+    with pytest.raises(docker.errors.NotFound):
+        client.containers.get(settings["quickjh_container_name"])
+    assert not client.images.list(name=settings["quickjh_image_name"])
+    names = {v.name for v in client.volumes.list()}
+    assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"]} & names
+    assert not Path(settings["quickjh_config_dir"]).exists()
+    assert list(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))
