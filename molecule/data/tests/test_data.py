@@ -26,8 +26,10 @@ USER2_PASSWORD = "us3r2-own-pw"  # set in a terminal, not in the inventory: only
 FILES = {"admin": "admin's notes\n", "user1": "user1's work\n", "user2": "user2's draft\n"}
 READ = "print(open('mine.txt').read(), end='')"
 MINE = "import sys; print(sys.executable)"
-# Shared by the tests of this module, in order: user1's browser session, taken before the upgrade.
+# Shared by the tests of this module, in order: user1's browser session, taken before the upgrade, and the
+# archives of the hub before ("old") and after ("new") the upgrade.
 kept: dict[str, HubUser] = {}
+archives: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +70,14 @@ def check_everyone(hub_url: str, every_password: dict[str, str]) -> None:
             assert user.run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
 
 
+def backup(settings) -> Path:
+    """Run backup.yml; return the archive it wrote."""
+    before = set(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))
+    project_playbook("backup.yml")
+    (archive,) = set(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz")) - before
+    return archive
+
+
 def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(client, settings, hub_url, passwords):
     assert hub_version(hub_url).startswith("5.")
     container = client.containers.get(settings["quickjh_container_name"])
@@ -82,6 +92,7 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(client, se
             user.terminal("python -m ipykernel install --user --name mine --display-name Mine")
             kept["user1"] = user
     assert kept["user1"].run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
+    archives["old"] = backup(settings)
 
 
 def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_files_kernels(
@@ -115,11 +126,8 @@ def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_f
 def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings, hub_url, every_password):
     busy = log_in(hub_url, "user1", every_password["user1"])  # a running server: the hub writes its database
     started = time.monotonic()
-    project_playbook("backup.yml")
+    archive = archives["new"] = backup(settings)
     elapsed = time.monotonic() - started
-    archives = sorted(Path(settings["quickjh_backup_dir"]).glob("quickjh-data-*.tar.gz"))
-    assert len(archives) == 1
-    archive = archives[0]
     print(f"backup: {archive.name} {archive.stat().st_size / 1e3:.0f} kB in {elapsed:.0f} s")
     assert archive.stat().st_mode & 0o777 == 0o600
     assert (Path(settings["quickjh_backup_fetch_dir"]) / archive.name).read_bytes() == archive.read_bytes()
@@ -149,7 +157,7 @@ def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(c
         client.volumes.get(volume)
     assert client.images.list(name=settings["quickjh_image_name"])  # kept: no rebuild to come back
 
-    archive = next(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))
+    archive = archives["new"]
     refused = project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}", ok=False)
     said = refused.stdout + refused.stderr
     assert "not empty" in said and "quickjh_purge_volumes" in said
@@ -160,7 +168,7 @@ def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(c
 
 def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_files_and_kernels(
         client, settings, hub_url, every_password):
-    archive = next(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))
+    archive = archives["new"]
     refused = project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}", ok=False)
     assert f"A container named {settings['quickjh_container_name']} exists" in refused.stdout + refused.stderr
 
@@ -174,6 +182,16 @@ def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_
     project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}")
     print(f"restore and start: {time.monotonic() - started:.0f} s")
     assert kept["user1"].model()["name"] == "user1"  # a browser logged in before the backup still is
+    check_everyone(hub_url, every_password)
+
+
+def test_a_backup_of_the_older_jupyterhub_restores_into_the_new_one(client, settings, hub_url, every_password):
+    converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
+    project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archives['old']}")
+    assert hub_version(hub_url) == NEW_VERSION
+    log = client.containers.get(settings["quickjh_container_name"]).logs().decode()
+    assert "database copied to /srv/jupyterhub/db-backups/" in log and "Upgrading sqlite" in log
+    assert kept["user1"].model()["name"] == "user1"
     check_everyone(hub_url, every_password)
 
 
