@@ -12,13 +12,16 @@ if [ ! -s "$token" ]; then
 fi
 # A new image (another JupyterHub, base image or package set; the role passes its tag): copy the hub database
 # aside, then bring its schema up to date (upgrade-db changes nothing when it already is). A failed upgrade stops
-# here, with the copy kept in db-backups/.
+# here; the restarts that follow keep the first copy, the one from before any upgrade was tried.
 db=/srv/jupyterhub/jupyterhub.sqlite
 stamp=/srv/jupyterhub/quickjh-image
 if [ -s "$db" ] && [ "$(cat "$stamp" 2>/dev/null)" != "${QUICKJH_IMAGE:-}" ]; then
-  copy=/srv/jupyterhub/db-backups/jupyterhub-$(date -u +%Y%m%dT%H%M%SZ).sqlite
-  echo "quickjh: image $(cat "$stamp" 2>/dev/null || echo unknown) -> ${QUICKJH_IMAGE:-unknown}: database copied to $copy"
-  /usr/local/sbin/quickjh-backup copy-db "$copy" || exit 1
+  before="before-${QUICKJH_IMAGE##*:}.sqlite"
+  if ! compgen -G "/srv/jupyterhub/db-backups/*-$before" >/dev/null; then
+    copy=/srv/jupyterhub/db-backups/jupyterhub-$(date -u +%Y%m%dT%H%M%SZ)-$before
+    echo "quickjh: image $(cat "$stamp" 2>/dev/null || echo unknown) -> ${QUICKJH_IMAGE:-unknown}: database copied to $copy"
+    /usr/local/sbin/quickjh-backup copy-db "$copy" || exit 1
+  fi
   jupyterhub upgrade-db --config /etc/jupyterhub/jupyterhub_config.py || exit 1
 fi
 echo "${QUICKJH_IMAGE:-}" > "$stamp"
