@@ -12,8 +12,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 def load_program(name: str):
     """roles/quickjh/files/NAME.py, a program the image runs, imported as a module."""
-    path = ROOT / f"roles/quickjh/files/{name}.py"
-    module_name = name.replace("-", "_")
+    return load_plugin(f"files/{name}.py")
+
+
+def load_plugin(relative: str):
+    """A Python file of the role (e.g. filter_plugins/quickjh_checks.py), imported as a module."""
+    path = ROOT / "roles/quickjh" / relative
+    module_name = path.stem.replace("-", "_")
     loader = importlib.machinery.SourceFileLoader(module_name, str(path))
     spec = importlib.util.spec_from_loader(module_name, loader)
     module = importlib.util.module_from_spec(spec)

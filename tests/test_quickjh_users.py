@@ -92,7 +92,7 @@ def test_report_lists_each_user_once():
     changes = [qu.Change("a", "create", ["created"]), qu.Change("b", "update", ["password"])]
     out = qu.report(changes, [{"name": "a"}, {"name": "b"}, {"name": "c"}])
     assert out == {"changed": True, "created": ["a"], "updated": ["b"], "removed": [], "unchanged": ["c"],
-                   "users": {"a": ["created"], "b": ["password"]}}
+                   "users": {"a": ["created"], "b": ["password"]}, "msg": "a: created; b: password; unchanged: 1"}
 
 
 def test_report_adds_what_the_hub_was_told():
@@ -100,6 +100,11 @@ def test_report_adds_what_the_hub_was_told():
     out = qu.report(changes, [{"name": "a"}, {"name": "b"}, {"name": "c"}], {"a": "admin", "b": "remove"})
     assert out["users"] == {"a": ["admin", "hub admin"], "b": ["removed from the hub"]}
     assert (out["updated"], out["unchanged"], out["changed"]) == (["a", "b"], ["c"], True)
+    assert out["msg"] == "a: admin, hub admin; b: removed from the hub; unchanged: 1"
+
+
+def test_report_line_when_nothing_changed_has_no_leading_separator():
+    assert qu.report([], [{"name": "a"}, {"name": "b"}])["msg"] == "unchanged: 2"
 
 
 def write_etc(etc: Path, passwd: str, shadow: str, group: str, gshadow: str) -> None:
@@ -120,7 +125,7 @@ def test_saved_accounts_come_back_in_a_fresh_etc(tmp_path, monkeypatch):
     assert saved["passwd"] == ["ann:x:1000:1000::/home/ann:/bin/bash"]
     assert saved["members"] == {"sudo": ["ann"], "jupyterhub-users": ["ann"]}
     monkeypatch.setattr(qu, "ETC", new)
-    monkeypatch.setattr(qu, "STATE", tmp_path)
+    monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
     (tmp_path / "accounts.json").write_text(__import__("json").dumps(saved))
     assert qu.restore() == 1
     back = qu.read_accounts(new)

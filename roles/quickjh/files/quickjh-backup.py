@@ -3,7 +3,7 @@
 
   quickjh-backup create ARCHIVE    /quickjh/{home,state,config} -> ARCHIVE (tar.gz, mode 600)
   quickjh-backup restore ARCHIVE   ARCHIVE -> /quickjh/{home,state,config}, which must be empty
-  quickjh-backup copy-db DEST      /srv/jupyterhub/jupyterhub.sqlite -> DEST
+  quickjh-backup copy-db DEST      $QUICKJH_STATE/jupyterhub.sqlite -> DEST (the hub's live database)
 
 The role runs create and restore in a one-off container of the hub image with the volumes mounted under /quickjh,
 and the entry point runs copy-db before it upgrades the database. Owners (numeric UIDs), modes and times are kept.
@@ -70,7 +70,7 @@ def restore(archive: Path, root: Path = ROOT) -> None:
 
 def main(argv: list[str]) -> None:
     commands = {"create": create, "restore": restore,
-                "copy-db": lambda dest: copy_db(Path("/srv/jupyterhub/jupyterhub.sqlite"), dest)}
+                "copy-db": lambda dest: copy_db(Path(os.environ["QUICKJH_STATE"]) / "jupyterhub.sqlite", dest)}
     if len(argv) != 2 or argv[0] not in commands:
         sys.exit(__doc__)
     commands[argv[0]](Path(argv[1]))

@@ -6,19 +6,19 @@
 set -um
 /usr/local/sbin/quickjh-users restore
 # The token quickjh-users uses to tell the hub about admins and removed users (read by jupyterhub_config.py).
-token=/srv/jupyterhub/quickjh-sync.token
+token=$QUICKJH_STATE/quickjh-sync.token  # QUICKJH_STATE: the image's ENV
 if [ ! -s "$token" ]; then
   (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > "$token")
 fi
 # A new image (another JupyterHub, base image or package set; the role passes its tag): copy the hub database
 # aside, then bring its schema up to date (upgrade-db changes nothing when it already is). A failed upgrade stops
 # here; the restarts that follow keep the first copy, the one from before any upgrade was tried.
-db=/srv/jupyterhub/jupyterhub.sqlite
-stamp=/srv/jupyterhub/quickjh-image
+db=$QUICKJH_STATE/jupyterhub.sqlite
+stamp=$QUICKJH_STATE/quickjh-image
 if [ -s "$db" ] && [ "$(cat "$stamp" 2>/dev/null)" != "${QUICKJH_IMAGE:-}" ]; then
   before="before-${QUICKJH_IMAGE##*:}.sqlite"
-  if ! compgen -G "/srv/jupyterhub/db-backups/*-$before" >/dev/null; then
-    copy=/srv/jupyterhub/db-backups/jupyterhub-$(date -u +%Y%m%dT%H%M%SZ)-$before
+  if ! compgen -G "$QUICKJH_STATE/db-backups/*-$before" >/dev/null; then
+    copy=$QUICKJH_STATE/db-backups/jupyterhub-$(date -u +%Y%m%dT%H%M%SZ)-$before
     echo "quickjh: image $(cat "$stamp" 2>/dev/null || echo unknown) -> ${QUICKJH_IMAGE:-unknown}: database copied to $copy"
     /usr/local/sbin/quickjh-backup copy-db "$copy" || exit 1
   fi

@@ -1,12 +1,15 @@
 #!/usr/bin/python3
 """quickjh-users: keep the container's Linux accounts in step with quickjh_users, and keep them across re-creation.
 
-  quickjh-users sync       read {"users": [...], "check": bool} on stdin, apply it, print a JSON report
+  quickjh-users sync       read {"users": [...], "check": bool, "policy": {...}} on stdin, apply it, print a JSON
+                           report whose "msg" is the line the role shows
   quickjh-users add NAME   add one hub user from a terminal (then set the password with `passwd NAME`)
   quickjh-users save       copy the human accounts (UID_MIN..UID_MAX) to the state volume
   quickjh-users restore    put the saved accounts back into /etc after the container was (re)created
 
-Only the standard library: it runs on the image's system python3.
+The rules of the list (user_problems) run twice from this one file: on the controller, where the role's filter
+plugin imports it before anything is touched, and here again before a sync. Only the standard library: it runs on
+the image's system python3.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,11 +30,22 @@ from pathlib import Path
 
 ETC = Path(os.environ.get("QUICKJH_ETC", "/etc"))
 HOME_ROOT = Path(os.environ.get("QUICKJH_HOME_ROOT", "/home"))
-STATE = Path(os.environ.get("QUICKJH_STATE", "/srv/jupyterhub"))
 HUB_API = os.environ.get("QUICKJH_HUB_API", "http://127.0.0.1:8081/hub/api")
-TOKEN_FILE = STATE / "quickjh-sync.token"
 USERS_GROUP = "jupyterhub-users"
 ADMIN_GROUP = "sudo"
+UID_RANGE = (1000, 60000)  # login.defs' UID_MIN and UID_MAX when it sets none (Debian's values)
+NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+CRYPT_HASH = re.compile(r"\$(y|gy|7|2[abxy]|6|5)\$[./A-Za-z0-9$=,]{8,}")
+# Names a listed user may not take: the accounts and groups of the image (Debian's base) and the hub's own groups.
+RESERVED = frozenset("""
+    _apt adm audio backup bin cdrom daemon dialout dip fax floppy games irc jupyterhub jupyterhub-users kmem list lp
+    mail man messagebus news nobody nogroup operator plugdev proxy root sasl shadow src staff sudo sync sys
+    systemd-network systemd-timesync tape tty users utmp uucp video voice www-data""".split())
+
+
+def state_dir() -> Path:
+    """The state volume's mount point: the image's ENV sets it (sudoers keeps it for `sudo quickjh-adduser`)."""
+    return Path(os.environ["QUICKJH_STATE"])
 
 
 class PlanError(Exception):
@@ -69,9 +84,46 @@ class Change:
     archive_home: bool = False
 
 
+def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, min_password_length: int = 8,
+                  allow_weak_passwords: bool = False) -> list[str]:
+    """Every rule of the list, one message per broken rule naming the entry (the types are argument_specs' job)."""
+    names = [u["name"] for u in users]
+    uids = [u["uid"] for u in users if u.get("uid") is not None]
+    out = []
+    for user in users:
+        name, password, hash_, uid = user["name"], user.get("password"), user.get("password_hash"), user.get("uid")
+        who = f"user {name!r}"
+        if not NAME.fullmatch(name):
+            out.append(f"{who} is not a valid Linux user name (lower case letters, digits, _ or -, starting with a "
+                       "letter or _, at most 32 characters)")
+        elif name in RESERVED:
+            out.append(f"{who} is a name the image uses for itself: pick another")
+        if names.count(name) > 1:
+            out.append(f"{who} is listed more than once")
+        if user.get("state", "present") == "present" and (password is None) == (hash_ is None):
+            out.append(f"{who} needs exactly one of password and password_hash")
+        if password is not None and not allow_weak_passwords:
+            if password == name:
+                out.append(f"{who} has a password equal to the user name")
+            elif len(password) < min_password_length:
+                out.append(f"{who} has a password shorter than {min_password_length} characters "
+                           "(quickjh_min_password_length)")
+        if hash_ is not None and not CRYPT_HASH.fullmatch(hash_):
+            out.append(f"{who} has a password_hash that is not a crypt(3) hash (yescrypt $y$, bcrypt $2b$, SHA-512 $6$, "
+                       "SHA-256 $5$, scrypt $7$): make one with mkpasswd")
+        if uid is not None and not uid_range_[0] <= uid <= uid_range_[1]:
+            out.append(f"{who} has uid {uid}, outside {uid_range_[0]}-{uid_range_[1]} (the system accounts are below "
+                       f"{uid_range_[0]})")
+        elif uid is not None and uids.count(uid) > 1:
+            out.append(f"{who} has uid {uid}, which another listed user has too")
+        out += [f"{who} has an invalid group name {group!r}" for group in user.get("groups") or []
+                if not NAME.fullmatch(group)]
+    return out
+
+
 def uid_range(etc: Path = ETC) -> tuple[int, int]:
-    """UID_MIN and UID_MAX of login.defs (1000 and 60000 when unset)."""
-    values = {"UID_MIN": 1000, "UID_MAX": 60000}
+    """UID_MIN and UID_MAX of login.defs (UID_RANGE when unset)."""
+    values = dict(zip(("UID_MIN", "UID_MAX"), UID_RANGE))
     path = etc / "login.defs"
     if path.exists():
         for line in path.read_text().splitlines():
@@ -223,7 +275,7 @@ def fix_home(name: str) -> None:
 
 
 def archive_home(name: str) -> str:
-    archives = STATE / "removed-homes"
+    archives = state_dir() / "removed-homes"
     archives.mkdir(mode=0o700, exist_ok=True)
     target = archives / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
     with tarfile.open(target, "w:gz") as tar:
@@ -281,6 +333,8 @@ def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | 
         out["users"].setdefault(name, []).append(HUB_LABELS[action])
     out["unchanged"] = [u["name"] for u in users if u["name"] not in out["users"]]
     out["changed"] = bool(out["users"])
+    out["msg"] = "".join(f"{name}: {', '.join(what)}; " for name, what in out["users"].items()) + \
+        f"unchanged: {len(out['unchanged'])}"
     return out
 
 
@@ -289,7 +343,7 @@ def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | 
 def hub_api(method: str, path: str, body: dict | None = None) -> object:
     request = urllib.request.Request(
         HUB_API + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {TOKEN_FILE.read_text().strip()}", "Content-Type": "application/json",
+        headers={"Authorization": f"token {(state_dir() / 'quickjh-sync.token').read_text().strip()}", "Content-Type": "application/json",
                  "Accept": "application/jupyterhub-pagination+json"})
     with urllib.request.urlopen(request, timeout=60) as reply:
         text = reply.read()
@@ -346,6 +400,9 @@ def set_hub_admin(flags: dict[str, bool]) -> None:
 
 def sync(request: dict) -> dict:
     users = request.get("users", [])
+    problems = user_problems(users, uid_range(), **request.get("policy", {}))
+    if problems:
+        raise PlanError("; ".join(problems))
     changes = plan(users, read_accounts(), read_homes(), uid_range())
     try:
         hub_todo = plan_hub(users, hub_users())
@@ -404,7 +461,7 @@ def merge(path: Path, saved: list[str], members: dict[str, list[str]] | None = N
 
 def save() -> bool:
     """Write the snapshot to the state volume when it changed; True if written."""
-    target = STATE / "accounts.json"
+    target = state_dir() / "accounts.json"
     data = json.dumps(snapshot(), indent=1, sort_keys=True)
     if target.exists() and target.read_text() == data:
         return False
@@ -417,7 +474,7 @@ def save() -> bool:
 
 
 def restore() -> int:
-    source = STATE / "accounts.json"
+    source = state_dir() / "accounts.json"
     if not source.exists():
         return 0
     saved = json.loads(source.read_text())
@@ -446,10 +503,10 @@ def main(argv: list[str]) -> int:
             print(__doc__, file=sys.stderr)
             return 2
     except PlanError as err:
-        print(json.dumps({"changed": False, "failed": True, "msg": str(err)}))
+        print(json.dumps({"changed": False, "failed": True, "msg": f"quickjh_users: {err}"}))
         return 1
     except (subprocess.CalledProcessError, urllib.error.URLError) as err:
-        print(json.dumps({"changed": True, "failed": True, "msg": f"stopped half-way: {err}"}))
+        print(json.dumps({"changed": True, "failed": True, "msg": f"quickjh_users: stopped half-way: {err}"}))
         return 1
     return 0
 

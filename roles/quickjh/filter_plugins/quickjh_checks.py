@@ -1,0 +1,67 @@
+"""quickjh_problems: every rule of the role's variables, checked on the controller before anything is touched.
+
+argument_specs has already checked types, choices and unknown keys; these are the rules types cannot say. The
+users list's rules are quickjh-users' own (files/quickjh-users.py, which runs them again in the container).
+"""
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from ansible.module_utils.parsing.convert_bool import boolean
+
+SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
+URL = re.compile(r"https?://\S+")
+PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*([\[<>=!~;@ ].*)?")
+
+
+def load_users_program() -> ModuleType:
+    """files/quickjh-users.py (a program without a module name), imported once."""
+    if "quickjh_users" not in sys.modules:
+        path = str(Path(__file__).resolve().parents[1] / "files/quickjh-users.py")
+        loader = importlib.machinery.SourceFileLoader("quickjh_users", path)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader("quickjh_users", loader))
+        sys.modules["quickjh_users"] = module  # dataclasses look their module up
+        loader.exec_module(module)
+    return sys.modules["quickjh_users"]
+
+
+def settings_problems(v: dict) -> list[str]:
+    """The settings other than the users list."""
+    urls = [v["quickjh_pip_index_url"], v["quickjh_http_proxy"], v["quickjh_https_proxy"],
+            *v["quickjh_pip_extra_index_urls"]]
+    out = [f"not an http(s):// URL: {url}" for url in urls if url and not URL.fullmatch(url)]
+    out += [f"not a package name: {package}" for package in v["quickjh_pip_packages"] + v["quickjh_apt_packages"]
+            if not PACKAGE.fullmatch(package)]
+    if v["quickjh_tls"] == "files" and not (v["quickjh_tls_cert"] and v["quickjh_tls_key"]):
+        out.append("quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key")
+    for name, example in (("quickjh_mem_limit", "8g"), ("quickjh_user_mem_limit", "2g"), ("quickjh_log_max_size", "10m")):
+        if (v[name] or name == "quickjh_log_max_size") and not SIZE.fullmatch(v[name]):
+            out.append(f"{name}: {v[name]} is not a size like {example}")
+    number = {name: float(v[name]) for name in ("quickjh_cull_idle_timeout", "quickjh_cull_every", "quickjh_cpus",
+                                                "quickjh_log_max_files")}  # `-e name=1` passes a string
+    if number["quickjh_cull_idle_timeout"] < 0 or number["quickjh_cull_every"] < 1 or number["quickjh_cpus"] < 0 \
+            or number["quickjh_log_max_files"] < 1:
+        out.append("quickjh_cull_idle_timeout and quickjh_cull_every must be 0 or more, quickjh_cpus and "
+                   "quickjh_log_max_files more than 0")
+    if v["quickjh_restore_archive"] and not v["quickjh_restore_archive"].startswith("/"):
+        out.append("quickjh_restore_archive must be the absolute path, on the target, of an archive made by "
+                   f"backup.yml; got {v['quickjh_restore_archive']!r}")
+    return out
+
+
+def quickjh_problems(v: dict) -> list[str]:
+    """Every problem of the role's variables v (name -> value), as messages that name the bad value."""
+    users = load_users_program().user_problems(
+        v["quickjh_users"], min_password_length=int(v["quickjh_min_password_length"]),
+        allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]))
+    return [f"quickjh_users: {problem}" for problem in users] + settings_problems(v)
+
+
+class FilterModule:
+    def filters(self) -> dict:
+        return {"quickjh_problems": quickjh_problems}

@@ -1,0 +1,96 @@
+"""The rules of the role's variables (filter_plugins/quickjh_checks.py, users' rules from quickjh-users): each bad
+input gives its message, naming the value, and good input gives none."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import ROOT, load_plugin
+
+checks = load_plugin("filter_plugins/quickjh_checks.py")
+DEFAULTS = yaml.safe_load((ROOT / "roles/quickjh/defaults/main.yml").read_text())
+OK_PW = "long-enough-pw"
+
+
+def problems(**settings) -> list[str]:
+    return checks.quickjh_problems(dict(DEFAULTS, **settings))
+
+
+BAD_USERS = [
+    ([{"name": "User5", "password": OK_PW}], "user 'User5' is not a valid Linux user name"),
+    ([{"name": "5user", "password": OK_PW}], "user '5user' is not a valid Linux user name"),
+    ([{"name": "-user", "password": OK_PW}], "user '-user' is not a valid Linux user name"),
+    ([{"name": "a user", "password": OK_PW}], "user 'a user' is not a valid Linux user name"),
+    ([{"name": "user\n", "password": OK_PW}], "user 'user\\n' is not a valid Linux user name"),
+    ([{"name": "u" * 33, "password": OK_PW}], f"user '{'u' * 33}' is not a valid Linux user name"),
+    ([{"name": "daemon", "password": OK_PW}], "user 'daemon' is a name the image uses for itself"),
+    ([{"name": "nobody", "password": OK_PW}], "user 'nobody' is a name the image uses for itself"),
+    ([{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}], "user 'twin' is listed more than once"),
+    ([{"name": "both", "password": OK_PW, "password_hash": "$6$abcdefgh$" + "x" * 86}],
+     "user 'both' needs exactly one of password and password_hash"),
+    ([{"name": "neither"}], "user 'neither' needs exactly one of password and password_hash"),
+    ([{"name": "samename", "password": "samename"}], "user 'samename' has a password equal to the user name"),
+    ([{"name": "shorty", "password": "abc1234"}], "user 'shorty' has a password shorter than 8 characters"),
+    ([{"name": "hashy", "password_hash": "plaintext"}], "user 'hashy' has a password_hash that is not a crypt(3) hash"),
+    ([{"name": "hashnl", "password_hash": "$6$abcdefgh$xyz\n"}], "user 'hashnl' has a password_hash that is not"),
+    ([{"name": "lowuid", "password": OK_PW, "uid": 999}], "user 'lowuid' has uid 999, outside 1000-60000"),
+    ([{"name": "highuid", "password": OK_PW, "uid": 60001}], "user 'highuid' has uid 60001, outside 1000-60000"),
+    ([{"name": "uida", "password": OK_PW, "uid": 3000}, {"name": "uidb", "password": OK_PW, "uid": 3000}],
+     "user 'uida' has uid 3000, which another listed user has too"),
+    ([{"name": "grouper", "password": OK_PW, "groups": ["Data"]}], "user 'grouper' has an invalid group name 'Data'"),
+]
+
+
+@pytest.mark.parametrize("users,message", BAD_USERS, ids=[u[-1]["name"][:12] for u, _ in BAD_USERS])
+def test_each_bad_user_entry_is_refused_with_its_message(users, message):
+    found = problems(quickjh_users=[{"name": "fine", "password": OK_PW}] + users)
+    assert any(message in p for p in found), found
+    assert all(p.startswith("quickjh_users: ") and "'fine'" not in p for p in found)
+
+
+def test_a_good_list_has_no_problems_and_absent_users_need_no_password():
+    users = [{"name": "admin", "password": OK_PW, "admin": True}, {"name": "u_2-b", "password_hash": "$y$j9T$abcdefgh"},
+             {"name": "gone", "state": "absent"}, {"name": "fixed", "password": OK_PW, "uid": 60000, "groups": ["data"]}]
+    assert problems(quickjh_users=users) == []
+
+
+def test_weak_passwords_pass_when_allowed_even_as_the_string_from_the_command_line():
+    weak = [{"name": "weakling", "password": "weak"}]
+    assert problems(quickjh_users=weak, quickjh_allow_weak_passwords="true") == []
+    assert problems(quickjh_users=weak, quickjh_allow_weak_passwords="false")
+    assert problems(quickjh_users=[{"name": "x", "password": "12345"}], quickjh_min_password_length="5") == []
+
+
+def test_every_problem_is_reported_at_once():
+    found = problems(quickjh_users=[{"name": "Bad"}, {"name": "root", "password": "root"}])
+    assert len(found) == 4, found
+
+
+BAD_SETTINGS = [
+    ({"quickjh_pip_index_url": "ftp://index"}, "not an http(s):// URL: ftp://index"),
+    ({"quickjh_https_proxy": "http://proxy:3128\n"}, "not an http(s):// URL: http://proxy:3128\n"),
+    ({"quickjh_pip_extra_index_urls": ["https://ok", "nope"]}, "not an http(s):// URL: nope"),
+    ({"quickjh_pip_packages": ["numpy", "-r /etc/shadow"]}, "not a package name: -r /etc/shadow"),
+    ({"quickjh_apt_packages": ["git\nRUN rm -rf /"]}, "not a package name: git\nRUN rm -rf /"),
+    ({"quickjh_tls": "files", "quickjh_tls_cert": "hub.crt"}, "quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key"),
+    ({"quickjh_mem_limit": "8 GB"}, "quickjh_mem_limit: 8 GB is not a size like 8g"),
+    ({"quickjh_user_mem_limit": "lots"}, "quickjh_user_mem_limit: lots is not a size like 2g"),
+    ({"quickjh_log_max_size": ""}, "quickjh_log_max_size:  is not a size like 10m"),
+    ({"quickjh_cull_every": 0}, "quickjh_cull_every must be 0 or more"),
+    ({"quickjh_cpus": "-1"}, "quickjh_cpus and quickjh_log_max_files more than 0"),
+    ({"quickjh_restore_archive": "backups/hub.tar.gz"}, "quickjh_restore_archive must be the absolute path"),
+]
+
+
+@pytest.mark.parametrize("settings,message", BAD_SETTINGS, ids=[next(iter(s)) for s, _ in BAD_SETTINGS])
+def test_each_bad_setting_is_refused_with_its_message(settings, message):
+    assert any(message in p for p in problems(**settings)), problems(**settings)
+
+
+def test_the_defaults_and_common_good_settings_have_no_problems():
+    assert problems() == []
+    assert problems(quickjh_pip_packages=["scikit-learn==1.7.*", "pandas[excel]>=2", "cowsay==6.1"],
+                    quickjh_apt_packages=["git", "r-base"], quickjh_mem_limit="8g", quickjh_cpus=1.5,
+                    quickjh_pip_index_url="https://pypi.example.org/simple", quickjh_tls="files",
+                    quickjh_tls_cert="hub.crt", quickjh_tls_key="hub.key",
+                    quickjh_restore_archive="/var/backups/quickjh/x.tar.gz") == []
