@@ -89,6 +89,20 @@ class HubUser:
         finally:
             self.server_api("DELETE", f"/sessions/{session['id']}")
 
+    def whoami(self) -> tuple[str, int, str]:
+        """Who a new kernel runs as, and where: (user name, UID, working folder)."""
+        name, uid, cwd = self.run("import os, getpass; print(getpass.getuser(), os.getuid(), os.getcwd())").split()
+        return name, int(uid), cwd
+
+    def can_sudo(self, password: str) -> bool:
+        """Whether `sudo id -u` with this password answers 0 from the user's kernel."""
+        printed = self.run(
+            "import subprocess\n"
+            f"r = subprocess.run(['sudo', '-S', '-k', '-p', '', 'id', '-u'], input={password!r} + '\\n',"
+            " capture_output=True, text=True)\n"
+            "print(r.returncode, r.stdout.strip())\n")
+        return printed.split() == ["0", "0"]
+
     def terminal(self, command: str, timeout: float = 300) -> str:
         """Type a command into a new JupyterLab terminal (a bash login shell); return what it printed."""
         reply = self.server_api("POST", "/terminals")

@@ -41,8 +41,10 @@ def passwords(settings) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def container(settings):
-    return docker.from_env().containers.get(settings["quickjh_container_name"])
+def hub(settings):
+    """hub() -> the scenario's hub container as it is now (the tests re-create it)."""
+    client = docker.from_env()
+    return lambda: client.containers.get(settings["quickjh_container_name"])
 
 
 @pytest.fixture
@@ -86,11 +88,7 @@ def project_playbook(name: str, *extra: str, ok: bool = True) -> subprocess.Comp
 
 def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:
     """Run the scenario's converge playbook again, as `molecule converge` does."""
-    scenario = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
-    path = scenario / "converge.yml"
-    if not path.exists():  # scenarios other than default run default's converge.yml
-        path = scenario.parent / "default" / "converge.yml"
-    return playbook(path, *extra, ok=ok)
+    return playbook(Path(__file__).resolve().parent / "converge.yml", *extra, ok=ok)  # every scenario's converge
 
 
 def converge_users(users: list[dict], *extra: str, ok: bool = True) -> subprocess.CompletedProcess:

@@ -3,9 +3,7 @@ taken down and brought back. The tests run in order on one deployment (converged
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -46,10 +44,10 @@ def hub_version(hub_url: str) -> str:
     return requests.get(f"{hub_url}/hub/api", timeout=10).json()["version"]
 
 
-def state_db(client, settings, path: str) -> str:
+def state_db(hub, path: str) -> str:
     """The alembic (schema) version of a database file on the state volume."""
     code = f"import sqlite3; print(sqlite3.connect({path!r}).execute('select version_num from alembic_version').fetchone()[0])"
-    out = client.containers.get(settings["quickjh_container_name"]).exec_run(["python3", "-c", code])
+    out = hub().exec_run(["python3", "-c", code])
     assert out.exit_code == 0, out.output
     return out.output.decode().strip()
 
@@ -78,9 +76,9 @@ def backup(settings) -> Path:
     return archive
 
 
-def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(client, settings, hub_url, passwords):
+def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, settings, hub_url, passwords):
     assert hub_version(hub_url).startswith("5.")
-    container = client.containers.get(settings["quickjh_container_name"])
+    container = hub()
     # user2 is added from a terminal, with a password only the container knows (as `sudo quickjh-adduser` does).
     added = container.exec_run(["bash", "-c", f"quickjh-users add user2 >/dev/null && echo user2:{USER2_PASSWORD} | chpasswd"
                                 " && quickjh-users save"])
@@ -96,21 +94,21 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(client, se
 
 
 def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_files_kernels(
-        client, settings, hub_url, every_password):
-    old_schema = state_db(client, settings, "/srv/jupyterhub/jupyterhub.sqlite")
-    old_image = client.containers.get(settings["quickjh_container_name"]).image.id
+        hub, hub_url, every_password):
+    old_schema = state_db(hub, "/srv/jupyterhub/jupyterhub.sqlite")
+    old_image = hub().image.id
     started = time.monotonic()
     converge(*NEW)
     print(f"upgrade to {NEW_VERSION}: {time.monotonic() - started:.0f} s")
-    container = client.containers.get(settings["quickjh_container_name"])
+    container = hub()
     assert container.image.id != old_image
     assert hub_version(hub_url) == NEW_VERSION
     log = container.logs().decode()
     assert "database copied to /srv/jupyterhub/db-backups/" in log
     copies = container.exec_run(["ls", "/srv/jupyterhub/db-backups"]).output.decode().split()
     assert len(copies) == 1
-    assert state_db(client, settings, f"/srv/jupyterhub/db-backups/{copies[0]}") == old_schema
-    assert state_db(client, settings, "/srv/jupyterhub/jupyterhub.sqlite") != old_schema  # upgraded
+    assert state_db(hub, f"/srv/jupyterhub/db-backups/{copies[0]}") == old_schema
+    assert state_db(hub, "/srv/jupyterhub/jupyterhub.sqlite") != old_schema  # upgraded
 
     # user1's browser session from before the upgrade is still logged in, and the server starts again.
     user1 = kept["user1"]
@@ -149,10 +147,11 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
     db.unlink()
 
 
-def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(client, settings, hub_url, every_password):
+def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
+        client, hub, settings, hub_url, every_password):
     converge(*NEW, "-e", "quickjh_state=absent")
     with pytest.raises(docker.errors.NotFound):
-        client.containers.get(settings["quickjh_container_name"])
+        hub()
     for volume in (settings["quickjh_home_volume"], settings["quickjh_state_volume"]):
         client.volumes.get(volume)
     assert client.images.list(name=settings["quickjh_image_name"])  # kept: no rebuild to come back
@@ -185,20 +184,20 @@ def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_
     check_everyone(hub_url, every_password)
 
 
-def test_a_backup_of_the_older_jupyterhub_restores_into_the_new_one(client, settings, hub_url, every_password):
+def test_a_backup_of_the_older_jupyterhub_restores_into_the_new_one(hub, hub_url, every_password):
     converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
     project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archives['old']}")
     assert hub_version(hub_url) == NEW_VERSION
-    log = client.containers.get(settings["quickjh_container_name"]).logs().decode()
+    log = hub().logs().decode()
     assert "database copied to /srv/jupyterhub/db-backups/" in log and "Upgrading sqlite" in log
     assert kept["user1"].model()["name"] == "user1"
     check_everyone(hub_url, every_password)
 
 
-def test_uninstall_with_image_and_volumes_leaves_only_the_backups(client, settings):
+def test_uninstall_with_image_and_volumes_leaves_only_the_backups(client, hub, settings):
     converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_remove_image=true", "-e", "quickjh_purge_volumes=true")
     with pytest.raises(docker.errors.NotFound):
-        client.containers.get(settings["quickjh_container_name"])
+        hub()
     assert not client.images.list(name=settings["quickjh_image_name"])
     names = {v.name for v in client.volumes.list()}
     assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"]} & names

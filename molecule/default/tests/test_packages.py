@@ -4,7 +4,6 @@ Runs after test_default.py on the same deployment (the scenario sets quickjh_pip
 """
 from __future__ import annotations
 
-import docker
 import pytest
 
 from hubfixtures import converge, wait_healthy
@@ -62,11 +61,10 @@ def test_a_users_own_venv_becomes_their_kernel(login):
     assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
 
 
-def test_packages_and_kernels_survive_recreation_and_a_package_change(settings, hub_url, login):
-    client = docker.from_env()
-    before = client.containers.get(settings["quickjh_container_name"])
+def test_packages_and_kernels_survive_recreation_and_a_package_change(hub, hub_url, login):
+    before = hub()
     converge("-e", '{"quickjh_pip_packages": ["cowsay==6.0"]}')  # a pin changed: rebuild, re-create once
-    after = client.containers.get(settings["quickjh_container_name"])
+    after = hub()
     assert after.image.id != before.image.id and after.id != before.id
     wait_healthy(hub_url)
     user1 = login("user1")
@@ -74,13 +72,9 @@ def test_packages_and_kernels_survive_recreation_and_a_package_change(settings, 
     assert where(user1, "tabulate").startswith("/home/user1/.local/lib/")
     assert where(user1, "toolz") == "missing"  # sudo pip went into the old image: README says to declare it
     assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
-    assert print_uid(user1) >= 1000
+    assert user1.whoami()[1] >= 1000
     converge()  # back to the scenario's settings: that image exists, so no rebuild
-    assert client.containers.get(settings["quickjh_container_name"]).image.id == before.image.id
-
-
-def print_uid(user) -> int:
-    return int(user.run("import os; print(os.getuid())"))
+    assert hub().image.id == before.image.id
 
 
 @pytest.fixture(autouse=True, scope="module")

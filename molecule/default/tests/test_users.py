@@ -6,27 +6,15 @@ from __future__ import annotations
 
 import re
 
-import docker
 import pytest
 
-from hubfixtures import converge, converge_users, wait_healthy
+from hubfixtures import converge_users, wait_healthy
 from hubclient import HubUser, LoginFailed
-
-WHOAMI = "import os, getpass; print(getpass.getuser(), os.getuid(), os.getcwd())"
 
 
 @pytest.fixture(scope="module")
 def base_users(settings) -> list[dict]:
     return settings["quickjh_users"]
-
-
-def sudo_works(user: HubUser, password: str) -> bool:
-    printed = user.run(
-        "import subprocess\n"
-        f"r = subprocess.run(['sudo', '-S', '-k', '-p', '', 'id', '-u'], input={password!r} + '\\n',"
-        " capture_output=True, text=True)\n"
-        "print(r.returncode, r.stdout.strip())\n")
-    return printed.split() == ["0", "0"]
 
 
 def can_login(hub_url: str, name: str, password: str) -> bool:
@@ -35,10 +23,6 @@ def can_login(hub_url: str, name: str, password: str) -> bool:
     except LoginFailed:
         return False
     return True
-
-
-def uid_of(user: HubUser) -> int:
-    return int(user.run(WHOAMI).split()[1])
 
 
 def sync_report(result) -> str:
@@ -53,8 +37,8 @@ def test_a_new_user_logs_in_and_runs_code(base_users, hub_url):
     user2 = HubUser(hub_url, "user2")
     user2.login("user2-first-pw")
     user2.start_server()
-    name, uid, cwd = user2.run(WHOAMI).split()
-    assert (name, cwd) == ("user2", "/home/user2/notebook") and int(uid) >= 1000
+    name, uid, cwd = user2.whoami()
+    assert (name, cwd) == ("user2", "/home/user2/notebook") and uid >= 1000
     # nothing changed: nothing to do
     assert "changed=0" in converge_users(users).stdout
 
@@ -86,22 +70,22 @@ def test_promote_and_demote_take_effect_without_a_new_login(base_users, login, p
     assert admin.hub_api("GET", "/users/user1").json()["admin"] is True
     user1.stop_server()  # like a Linux login, the sudo group comes with the next server start
     user1.start_server()
-    assert sudo_works(user1, passwords["user1"])
+    assert user1.can_sudo(passwords["user1"])
     report = sync_report(converge_users(base_users))
     assert "user1: not admin, hub not admin (server stopped)" in report
     assert admin.hub_api("GET", "/users/user1").json()["admin"] is False
     assert user1.model()["admin"] is False and not user1.model()["servers"]
     user1.start_server()
-    assert not sudo_works(user1, passwords["user1"])
+    assert not user1.can_sudo(passwords["user1"])
 
 
-def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, hub_url, login, settings):
+def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, hub_url, login, hub):
     converge_users(base_users + [{"name": "user3", "password": "user3-first-pw"}])
     user2 = HubUser(hub_url, "user2")
     user2.login("user2-second-pw")
     user2.start_server()
     user2.run("open('mine.txt', 'w').write('user2 was here')")
-    uid2 = uid_of(user2)
+    uid2 = user2.whoami()[1]
     removed = base_users + [{"name": "user2", "state": "absent"},
                             {"name": "user3", "state": "absent", "remove_home": True}]
     report = sync_report(converge_users(removed))
@@ -109,25 +93,24 @@ def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, h
     assert re.search(r"user3: removed, home archived to /srv/jupyterhub/removed-homes/user3-\d+-\d+\.tar\.gz", report)
     assert not can_login(hub_url, "user2", "user2-second-pw")
     assert login("admin", start=False).hub_api("GET", "/users/user2").status_code == 404
-    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
-    assert hub.exec_run("test -f /home/user2/notebook/mine.txt").exit_code == 0
-    assert hub.exec_run("test -e /home/user3").exit_code != 0
-    assert hub.exec_run("sh -c 'test -s /srv/jupyterhub/removed-homes/user3-*.tar.gz'").exit_code == 0
+    assert hub().exec_run("test -f /home/user2/notebook/mine.txt").exit_code == 0
+    assert hub().exec_run("test -e /home/user3").exit_code != 0
+    assert hub().exec_run("sh -c 'test -s /srv/jupyterhub/removed-homes/user3-*.tar.gz'").exit_code == 0
     # A new user never gets the kept home's UID; user2 coming back gets it, and the files.
     converge_users(base_users + [{"name": "user4", "password": "user4-first-pw"}])
     user4 = HubUser(hub_url, "user4")
     user4.login("user4-first-pw")
     user4.start_server()
-    assert uid_of(user4) != uid2
+    assert user4.whoami()[1] != uid2
     converge_users(base_users + [{"name": "user2", "password": "user2-back-pw"}])
     user2 = HubUser(hub_url, "user2")
     user2.login("user2-back-pw")
     user2.start_server()
-    assert uid_of(user2) == uid2
+    assert user2.whoami()[1] == uid2
     assert user2.run("print(open('mine.txt').read())").strip() == "user2 was here"
 
 
-def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, login, passwords, settings):
+def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, login, passwords, hub):
     admin, user1 = login("admin"), login("user1")
     # The admin adds a user in a terminal; user1 changes their own password.
     printed = admin.run(
@@ -146,64 +129,49 @@ def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, 
     term.login("term-user-pw-1")
     term.start_server()
     term.run("open('t.txt', 'w').write('terminal user file')")
-    before = {"termuser": uid_of(term), "user1": uid_of(user1), "admin": uid_of(admin)}
+    before = {"termuser": term.whoami()[1], "user1": user1.whoami()[1], "admin": admin.whoami()[1]}
 
-    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
-    hub.stop()  # as a re-creation by the role does: stop, remove, create
-    hub.remove()
+    old = hub()
+    old.stop()  # as a re-creation by the role does: stop, remove, create
+    old.remove()
     converge_users(base_users)
     wait_healthy(hub_url)
 
     term = HubUser(hub_url, "termuser")
     term.login("term-user-pw-1")
     term.start_server()
-    assert uid_of(term) == before["termuser"]
+    assert term.whoami()[1] == before["termuser"]
     assert term.run("print(open('t.txt').read())").strip() == "terminal user file"
     assert not can_login(hub_url, "user1", passwords["user1"])
     user1 = HubUser(hub_url, "user1")
     user1.login("user1-Own-pw-9")
     user1.start_server()
-    assert uid_of(user1) == before["user1"]
+    assert user1.whoami()[1] == before["user1"]
     assert user1.run("print(open('kept.txt').read())").strip() == "still here"
-    assert uid_of(login("admin")) == before["admin"]
+    assert login("admin").whoami()[1] == before["admin"]
 
 
-OK_PW = "long-enough-pw"
+# Each rule's cases are unit tests (tests/test_quickjh_checks.py); here one of the rules and one of argument_specs'
+# checks stop a real run before it touches anything.
 BAD_INPUT = [
-    ([{"name": "User5", "password": OK_PW}], "user 'User5' is not a valid Linux user name"),
-    ([{"name": "5user", "password": OK_PW}], "user '5user' is not a valid Linux user name"),
-    ([{"name": "-user", "password": OK_PW}], "user '-user' is not a valid Linux user name"),
-    ([{"name": "a user", "password": OK_PW}], "user 'a user' is not a valid Linux user name"),
-    ([{"name": "u" * 33, "password": OK_PW}], f"user '{'u' * 33}' is not a valid Linux user name"),
-    ([{"name": "daemon", "password": OK_PW}], "user 'daemon' is a name the image uses for itself"),
-    ([{"name": "nobody", "password": OK_PW}], "user 'nobody' is a name the image uses for itself"),
-    ([{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}], "user 'twin' is listed more than once"),
-    ([{"name": "both", "password": OK_PW, "password_hash": "$6$abcdefgh$" + "x" * 86}],
-     "user 'both' needs exactly one of password and password_hash"),
-    ([{"name": "neither"}], "user 'neither' needs exactly one of password and password_hash"),
-    ([{"name": "samename", "password": "samename"}], "user 'samename' has a password equal to the user name"),
-    ([{"name": "shorty", "password": "abc1234"}], "user 'shorty' has a password shorter than 8 characters"),
-    ([{"name": "hashy", "password_hash": "plaintext"}], "user 'hashy' has a password_hash that is not a crypt(3) hash"),
-    ([{"name": "lowuid", "password": OK_PW, "uid": 999}], "user 'lowuid' has uid 999, outside 1000-60000"),
-    ([{"name": "uida", "password": OK_PW, "uid": 3000}, {"name": "uidb", "password": OK_PW, "uid": 3000}],
-     "user 'uida' has uid 3000, which another listed user has too"),
-    ([{"name": "colour", "password": OK_PW, "colour": "red"}], "quickjh_users.colour. Supported parameters include"),
+    ([{"name": "a user", "password": "long-enough-pw"}], "user 'a user' is not a valid Linux user name"),
+    ([{"name": "colour", "password": "long-enough-pw", "colour": "red"}], "quickjh_users.colour. Supported parameters include"),
 ]
 
 
-def state_of_the_hub(settings) -> tuple:
-    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
-    accounts = hub.exec_run("cat /etc/passwd /etc/shadow /etc/group").output
+def state_of_the_hub(settings, hub) -> tuple:
+    container = hub()
+    accounts = container.exec_run("cat /etc/passwd /etc/shadow /etc/group").output
     with open(f"{settings['quickjh_config_dir']}/jupyterhub_config.py", "rb") as config:
-        return hub.id, hub.attrs["State"]["StartedAt"], hub.image.id, accounts, config.read()
+        return container.id, container.attrs["State"]["StartedAt"], container.image.id, accounts, config.read()
 
 
 @pytest.mark.parametrize("users,message", BAD_INPUT, ids=[u[-1]["name"][:12] for u, _ in BAD_INPUT])
-def test_bad_input_is_refused_before_anything_changes(base_users, settings, users, message):
-    before = state_of_the_hub(settings)
+def test_bad_input_is_refused_before_anything_changes(base_users, settings, hub, users, message):
+    before = state_of_the_hub(settings, hub)
     result = converge_users(base_users + users, "-e", "quickjh_default_url=/tree", ok=False)
     assert message in sync_report(result)
-    assert state_of_the_hub(settings) == before
+    assert state_of_the_hub(settings, hub) == before
 
 
 def test_weak_passwords_pass_only_when_allowed(base_users, hub_url):
@@ -214,8 +182,7 @@ def test_weak_passwords_pass_only_when_allowed(base_users, hub_url):
     converge_users(base_users + [{"name": "weakling", "state": "absent"}])
 
 
-def test_a_missing_notebook_folder_does_not_break_a_login(settings, login):
-    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
+def test_a_missing_notebook_folder_does_not_break_a_login(hub, login):
     login("admin", start=False).stop_server()
-    assert hub.exec_run("rm -rf /home/admin/notebook").exit_code == 0
-    assert login("admin").run(WHOAMI).split()[2] == "/home/admin/notebook"
+    assert hub().exec_run("rm -rf /home/admin/notebook").exit_code == 0
+    assert login("admin").whoami()[2] == "/home/admin/notebook"

@@ -6,14 +6,11 @@ import ssl
 import threading
 import time
 
-import docker
 import pytest
 import requests
 from cryptography import x509
 
 from hubfixtures import converge, wait_healthy
-
-WHOAMI = "import os, getpass; print(getpass.getuser(), os.getuid(), os.getcwd())"
 
 
 def certificate(settings) -> x509.Certificate:
@@ -23,7 +20,7 @@ def certificate(settings) -> x509.Certificate:
 
 def test_users_log_in_and_run_code_over_verified_https(login, hub_url):
     assert hub_url.startswith("https://")
-    assert login("user1").run(WHOAMI).split()[0] == "user1"  # every request verified against the hub's cert
+    assert login("user1").whoami()[0] == "user1"  # every request verified against the hub's cert
 
 
 def test_plain_http_is_not_served_on_the_port(settings):
@@ -35,22 +32,21 @@ def test_plain_http_is_not_served_on_the_port(settings):
     assert reply.status_code != 200, reply.text[:200]
 
 
-def test_a_new_certificate_restarts_the_hub_without_a_rebuild(settings, hub_url):
-    client = docker.from_env()
-    before = client.containers.get(settings["quickjh_container_name"])
+def test_a_new_certificate_restarts_the_hub_without_a_rebuild(settings, hub, hub_url):
+    before = hub()
     names = lambda: certificate(settings).extensions.get_extension_for_class(  # noqa: E731
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     assert "hub.example.test" not in names()
     result = converge("-e", json.dumps({"quickjh_tls_names": ["hub.example.test"]}))
     assert "RUNNING HANDLER [quickjh : Restart the hub]" in result.stdout
     wait_healthy(hub_url)
-    after = client.containers.get(settings["quickjh_container_name"])
+    after = hub()
     assert after.id == before.id and after.image.id == before.image.id
     assert after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
     assert "hub.example.test" in names()
 
 
-def test_bad_certificate_files_are_refused_before_anything_changes(settings, tmp_path):
+def test_bad_certificate_files_are_refused_before_anything_changes(settings, hub, tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -59,14 +55,12 @@ def test_bad_certificate_files_are_refused_before_anything_changes(settings, tmp
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     cert = tmp_path / "hub.crt"
     cert.write_text(ssl.get_server_certificate((settings["quickjh_bind_address"], settings["quickjh_port"])))
-    hub = docker.from_env().containers.get(settings["quickjh_container_name"])
-    before = hub.attrs["State"]["StartedAt"]
+    before = hub().attrs["State"]["StartedAt"]
     for key, message in ((other_key, "not the certificate of quickjh_tls_key"), (tmp_path / "missing.key", "missing.key")):
         result = converge("-e", json.dumps({"quickjh_tls": "files", "quickjh_tls_cert": str(cert),
                                             "quickjh_tls_key": str(key)}), ok=False)
         assert message in " ".join((result.stdout + result.stderr).split())
-    hub.reload()
-    assert hub.attrs["State"]["StartedAt"] == before
+    assert hub().attrs["State"]["StartedAt"] == before
     with open(f"{settings['quickjh_config_dir']}/jupyterhub_config.py") as config:
         assert "https://0.0.0.0:8000" in config.read()
 
@@ -89,11 +83,11 @@ def test_a_user_past_their_memory_limit_gets_memory_error_and_others_keep_workin
     printed = user1.run("x = bytearray(1024 ** 3)\nprint('allocated')")
     assert "MemoryError" in printed and "allocated" not in printed
     assert user1.run("x = bytearray(64 * 1024 ** 2); print('small is fine')").strip() == "small is fine"
-    assert login("admin").run(WHOAMI).split()[0] == "admin"
+    assert login("admin").whoami()[0] == "admin"
 
 
-def test_container_limits_and_log_rotation(settings):
-    config = docker.from_env().containers.get(settings["quickjh_container_name"]).attrs["HostConfig"]
+def test_container_limits_and_log_rotation(hub):
+    config = hub().attrs["HostConfig"]
     assert config["Memory"] == 3 * 1024 ** 3
     assert config["NanoCpus"] == int(1.5e9)
     assert config["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1m"}}
