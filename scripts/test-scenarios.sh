@@ -4,6 +4,7 @@
 #   scripts/test-scenarios.sh default team data
 set -uo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"  # molecule and ansible from the project's venv (make venv)
 summary=()
 status=0
 for scenario in "$@"; do

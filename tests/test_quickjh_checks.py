@@ -25,7 +25,8 @@ BAD_USERS = [
     ([{"name": "u" * 33, "password": OK_PW}], f"user '{'u' * 33}' is not a valid Linux user name"),
     ([{"name": "daemon", "password": OK_PW}], "user 'daemon' is a name the image uses for itself"),
     ([{"name": "nobody", "password": OK_PW}], "user 'nobody' is a name the image uses for itself"),
-    ([{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}], "user 'twin' is listed more than once"),
+    ([{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}],
+     "user 'twin' is listed more than once"),
     ([{"name": "both", "password": OK_PW, "password_hash": "$6$abcdefgh$" + "x" * 86}],
      "user 'both' needs exactly one of password and password_hash"),
     ([{"name": "neither"}], "user 'neither' needs exactly one of password and password_hash"),
@@ -50,7 +51,8 @@ def test_each_bad_user_entry_is_refused_with_its_message(users, message):
 
 def test_a_good_list_has_no_problems_and_absent_users_need_no_password():
     users = [{"name": "admin", "password": OK_PW, "admin": True}, {"name": "u_2-b", "password_hash": "$y$j9T$abcdefgh"},
-             {"name": "gone", "state": "absent"}, {"name": "fixed", "password": OK_PW, "uid": 60000, "groups": ["data"]}]
+             {"name": "gone", "state": "absent"},
+             {"name": "fixed", "password": OK_PW, "uid": 60000, "groups": ["data"]}]
     assert problems(quickjh_users=users) == []
 
 
@@ -59,6 +61,13 @@ def test_weak_passwords_pass_when_allowed_even_as_the_string_from_the_command_li
     assert problems(quickjh_users=weak, quickjh_allow_weak_passwords="true") == []
     assert problems(quickjh_users=weak, quickjh_allow_weak_passwords="false")
     assert problems(quickjh_users=[{"name": "x", "password": "12345"}], quickjh_min_password_length="5") == []
+
+
+def test_values_yaml_gives_as_numbers_or_null_are_checked_not_crashed_on():
+    assert problems(quickjh_log_max_size=10, quickjh_mem_limit=8, quickjh_pip_packages=[2]) == []
+    assert problems(quickjh_log_max_size=None) == ["quickjh_log_max_size: None is not a size like 10m"]
+    assert problems(quickjh_users=[{"name": "numbers", "password": 12345678}]) == []
+    assert problems(quickjh_users=[{"name": "numbers", "password": 1234}])
 
 
 def test_every_problem_is_reported_at_once():
@@ -72,7 +81,8 @@ BAD_SETTINGS = [
     ({"quickjh_pip_extra_index_urls": ["https://ok", "nope"]}, "not an http(s):// URL: nope"),
     ({"quickjh_pip_packages": ["numpy", "-r /etc/shadow"]}, "not a package name: -r /etc/shadow"),
     ({"quickjh_apt_packages": ["git\nRUN rm -rf /"]}, "not a package name: git\nRUN rm -rf /"),
-    ({"quickjh_tls": "files", "quickjh_tls_cert": "hub.crt"}, "quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key"),
+    ({"quickjh_tls": "files", "quickjh_tls_cert": "hub.crt"},
+     "quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key"),
     ({"quickjh_mem_limit": "8 GB"}, "quickjh_mem_limit: 8 GB is not a size like 8g"),
     ({"quickjh_user_mem_limit": "lots"}, "quickjh_user_mem_limit: lots is not a size like 2g"),
     ({"quickjh_log_max_size": ""}, "quickjh_log_max_size:  is not a size like 10m"),

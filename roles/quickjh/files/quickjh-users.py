@@ -87,11 +87,12 @@ class Change:
 def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, min_password_length: int = 8,
                   allow_weak_passwords: bool = False) -> list[str]:
     """Every rule of the list, one message per broken rule naming the entry (the types are argument_specs' job)."""
-    names = [u["name"] for u in users]
+    names = [str(u["name"]) for u in users]
     uids = [u["uid"] for u in users if u.get("uid") is not None]
     out = []
     for user in users:
-        name, password, hash_, uid = user["name"], user.get("password"), user.get("password_hash"), user.get("uid")
+        name, uid = str(user["name"]), user.get("uid")
+        password, hash_ = (None if user.get(key) is None else str(user[key]) for key in ("password", "password_hash"))
         who = f"user {name!r}"
         if not NAME.fullmatch(name):
             out.append(f"{who} is not a valid Linux user name (lower case letters, digits, _ or -, starting with a "
@@ -109,8 +110,8 @@ def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, mi
                 out.append(f"{who} has a password shorter than {min_password_length} characters "
                            "(quickjh_min_password_length)")
         if hash_ is not None and not CRYPT_HASH.fullmatch(hash_):
-            out.append(f"{who} has a password_hash that is not a crypt(3) hash (yescrypt $y$, bcrypt $2b$, SHA-512 $6$, "
-                       "SHA-256 $5$, scrypt $7$): make one with mkpasswd")
+            out.append(f"{who} has a password_hash that is not a crypt(3) hash (yescrypt $y$, bcrypt $2b$, "
+                       "SHA-512 $6$, SHA-256 $5$, scrypt $7$): make one with mkpasswd")
         if uid is not None and not uid_range_[0] <= uid <= uid_range_[1]:
             out.append(f"{who} has uid {uid}, outside {uid_range_[0]}-{uid_range_[1]} (the system accounts are below "
                        f"{uid_range_[0]})")
@@ -341,9 +342,10 @@ def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | 
 # --- The hub's own view: admin flags and removed users (JupyterHub does not revoke admin by itself) ----------------
 
 def hub_api(method: str, path: str, body: dict | None = None) -> object:
+    token = (state_dir() / "quickjh-sync.token").read_text().strip()
     request = urllib.request.Request(
         HUB_API + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-        headers={"Authorization": f"token {(state_dir() / 'quickjh-sync.token').read_text().strip()}", "Content-Type": "application/json",
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json",
                  "Accept": "application/jupyterhub-pagination+json"})
     with urllib.request.urlopen(request, timeout=60) as reply:
         text = reply.read()

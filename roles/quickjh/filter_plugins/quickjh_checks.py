@@ -30,17 +30,24 @@ def load_users_program() -> ModuleType:
     return sys.modules["quickjh_users"]
 
 
+def text(value: object) -> str:
+    """A value as the inventory wrote it (YAML may give an int where a string is meant, or null)."""
+    return "" if value is None else str(value)
+
+
 def settings_problems(v: dict) -> list[str]:
     """The settings other than the users list."""
-    urls = [v["quickjh_pip_index_url"], v["quickjh_http_proxy"], v["quickjh_https_proxy"],
-            *v["quickjh_pip_extra_index_urls"]]
+    urls = [text(url) for url in (v["quickjh_pip_index_url"], v["quickjh_http_proxy"], v["quickjh_https_proxy"],
+                                  *v["quickjh_pip_extra_index_urls"])]
     out = [f"not an http(s):// URL: {url}" for url in urls if url and not URL.fullmatch(url)]
-    out += [f"not a package name: {package}" for package in v["quickjh_pip_packages"] + v["quickjh_apt_packages"]
+    out += [f"not a package name: {package}" for package in map(text, v["quickjh_pip_packages"] +
+                                                                 v["quickjh_apt_packages"])
             if not PACKAGE.fullmatch(package)]
     if v["quickjh_tls"] == "files" and not (v["quickjh_tls_cert"] and v["quickjh_tls_key"]):
         out.append("quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key")
-    for name, example in (("quickjh_mem_limit", "8g"), ("quickjh_user_mem_limit", "2g"), ("quickjh_log_max_size", "10m")):
-        if (v[name] or name == "quickjh_log_max_size") and not SIZE.fullmatch(v[name]):
+    sizes = (("quickjh_mem_limit", "8g"), ("quickjh_user_mem_limit", "2g"), ("quickjh_log_max_size", "10m"))
+    for name, example in sizes:
+        if (v[name] or name == "quickjh_log_max_size") and not SIZE.fullmatch(text(v[name])):
             out.append(f"{name}: {v[name]} is not a size like {example}")
     number = {name: float(v[name]) for name in ("quickjh_cull_idle_timeout", "quickjh_cull_every", "quickjh_cpus",
                                                 "quickjh_log_max_files")}  # `-e name=1` passes a string
@@ -48,7 +55,7 @@ def settings_problems(v: dict) -> list[str]:
             or number["quickjh_log_max_files"] < 1:
         out.append("quickjh_cull_idle_timeout and quickjh_cull_every must be 0 or more, quickjh_cpus and "
                    "quickjh_log_max_files more than 0")
-    if v["quickjh_restore_archive"] and not v["quickjh_restore_archive"].startswith("/"):
+    if v["quickjh_restore_archive"] and not text(v["quickjh_restore_archive"]).startswith("/"):
         out.append("quickjh_restore_archive must be the absolute path, on the target, of an archive made by "
                    f"backup.yml; got {v['quickjh_restore_archive']!r}")
     return out
