@@ -144,3 +144,26 @@ def test_hub_is_told_about_admin_flags_and_removals_of_users_it_knows():
              {"name": "d", "admin": True}, {"name": "never-logged-in", "state": "absent"}]
     known = {"a": False, "b": True, "c": False, "d": True}
     assert qu.plan_hub(users, known) == {"a": "admin", "b": "not admin", "c": "remove"}
+
+
+def test_a_saved_row_that_is_not_a_human_account_never_comes_back(tmp_path, monkeypatch):
+    image_passwd = "root:x:0:0:root:/root:/bin/bash\n"
+    write_etc(tmp_path, image_passwd, "root:*::::::\n", "root:x:0:\nsudo:x:27:\n", "root:*::\nsudo:*::\n")
+    saved = {"passwd": ["evil:x:0:0::/root:/bin/bash", "root:x:1000:1000::/home/root:/bin/bash",
+                        "ann:x:1001:1001::/home/ann:/bin/bash", "gid0:x:1002:0::/home/gid0:/bin/bash"],
+             "shadow": ["evil:$6$x:1::::::", "root:$6$known:1::::::", "ann:$y$hash:1::::::"],
+             "group": ["ann:x:1001:", "wheel2:x:0:ann"], "gshadow": ["ann:!::"], "members": {"sudo": ["ann", "evil"]}}
+    monkeypatch.setattr(qu, "ETC", tmp_path)
+    monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
+    (tmp_path / "accounts.json").write_text(__import__("json").dumps(saved))
+    assert qu.restore() == 1
+    back = qu.read_accounts(tmp_path)
+    assert sorted(back) == ["ann", "root"] and back["root"].uid == 0 and back["root"].hash == "*"
+    assert back["ann"].groups == {"sudo"}
+    assert "wheel2" not in (tmp_path / "group").read_text()
+
+
+def test_a_group_named_after_an_account_outside_the_list_is_refused():
+    accounts = {"termuser": account("termuser", 1005)}
+    with pytest.raises(qu.PlanError, match="group 'termuser', the own group of the user"):
+        qu.plan([{"name": "peek", "password": "pw", "groups": ["termuser"]}], accounts, {}, verify=never)

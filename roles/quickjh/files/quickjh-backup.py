@@ -8,7 +8,9 @@
 The role runs create and restore in a one-off container of the hub image with the volumes mounted under /quickjh,
 and the entry point runs copy-db before it upgrades the database. Owners (numeric UIDs), modes and times are kept.
 The database is copied with SQLite's backup API, so a copy made while the hub writes is whole, never torn.
-Only the standard library: it runs on the image's system python3.
+Users' homes are hostile ground: the archive holds only what is really in them (links as links, never followed),
+and a restore writes nothing outside /quickjh, no device node and no setuid or setgid file.
+Only the standard library (and quickjh_nofollow, next to it): it runs on the image's system python3.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ import tarfile
 import tempfile
 from contextlib import closing
 from pathlib import Path
+
+from quickjh_nofollow import add_tree, safe_member
 
 ROOT = Path("/quickjh")
 PARTS = ("home", "state", "config")
@@ -45,7 +49,7 @@ def create(archive: Path, root: Path = ROOT) -> None:
     with tempfile.TemporaryDirectory() as tmp, open(fd, "wb") as out, \
             tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
         for part in PARTS:
-            tar.add(root / part, part, filter=lambda member: None if member.name in SKIP else member)
+            add_tree(tar, root / part, part, skip=SKIP.__contains__)
         if (root / DB).exists():
             snapshot = Path(tmp) / "jupyterhub.sqlite"
             copy_db(root / DB, snapshot)
@@ -64,8 +68,8 @@ def restore(archive: Path, root: Path = ROOT) -> None:
         strange = [m.name for m in members if m.name.split("/")[0] not in PARTS or ".." in m.name.split("/")]
         if strange:
             sys.exit(f"quickjh-backup: {archive} is not a quickjh backup: it holds {', '.join(strange[:5])}")
-        # Our own archive: keep owners, modes and links as they were (users' venvs link to /usr/bin/python3).
-        tar.extractall(root, members, numeric_owner=True, filter="fully_trusted")
+        # Owners, modes and links as they were (users' venvs link to /usr/bin/python3), within safe_member's rules.
+        tar.extractall(root, members, numeric_owner=True, filter=safe_member)
 
 
 def main(argv: list[str]) -> None:

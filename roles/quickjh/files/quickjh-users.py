@@ -4,6 +4,8 @@
   quickjh-users sync       read {"users": [...], "check": bool, "policy": {...}} on stdin, apply it, print a JSON
                            report whose "msg" is the line the role shows
   quickjh-users add NAME   add one hub user from a terminal (then set the password with `passwd NAME`)
+  quickjh-users end NAME   end every process of a hub user at once (a runaway job, a fork bomb), as the sync does
+                           when it demotes or removes that user
   quickjh-users save       copy the human accounts (UID_MIN..UID_MAX) to the state volume
   quickjh-users restore    put the saved accounts back into /etc after the container was (re)created
 
@@ -28,6 +30,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from quickjh_nofollow import Refused, add_tree, end_processes, fix_home as make_home
+
 ETC = Path(os.environ.get("QUICKJH_ETC", "/etc"))
 HOME_ROOT = Path(os.environ.get("QUICKJH_HOME_ROOT", "/home"))
 HUB_API = os.environ.get("QUICKJH_HUB_API", "http://127.0.0.1:8081/hub/api")
@@ -35,12 +39,17 @@ USERS_GROUP = "jupyterhub-users"
 ADMIN_GROUP = "sudo"
 UID_RANGE = (1000, 60000)  # login.defs' UID_MIN and UID_MAX when it sets none (Debian's values)
 NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline in a password would be a second line for chpasswd
 CRYPT_HASH = re.compile(r"\$(y|gy|7|2[abxy]|6|5)\$[./A-Za-z0-9$=,]{8,}")
 # Names a listed user may not take: the accounts and groups of the image (Debian's base) and the hub's own groups.
 RESERVED = frozenset("""
-    _apt adm audio backup bin cdrom daemon dialout dip fax floppy games irc jupyterhub jupyterhub-users kmem list lp
-    mail man messagebus news nobody nogroup operator plugdev proxy root sasl shadow src staff sudo sync sys
+    _apt adm audio backup bin cdrom daemon dialout dip disk fax floppy games irc jupyterhub jupyterhub-users kmem list
+    lp mail man messagebus news nobody nogroup operator plugdev proxy root sasl shadow src staff sudo sync sys
     systemd-network systemd-timesync tape tty users utmp uucp video voice www-data""".split())
+# Groups that carry power (reading disks, logs or shadow, running Docker, sudo, ...): the list cannot hand them out;
+# `admin: true` is the one way to sudo. A listed group must be the team's own (not the image's, not a user's).
+PRIVILEGED_GROUPS = RESERVED | {"admin", "wheel", "docker", "lxd", "systemd-journal", "_ssh", "crontab", "input",
+                                "kvm", "render", "netdev", "bluetooth", "sgx"}
 
 
 def state_dir() -> Path:
@@ -103,6 +112,9 @@ def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, mi
             out.append(f"{who} is listed more than once")
         if user.get("state", "present") == "present" and (password is None) == (hash_ is None):
             out.append(f"{who} needs exactly one of password and password_hash")
+        out += [f"{who} has a {key} with a control character (a newline, a tab, ...)"
+                for key, value in (("password", password), ("password_hash", hash_))
+                if value is not None and CONTROL.search(value)]
         if password is not None and not allow_weak_passwords:
             if password == name:
                 out.append(f"{who} has a password equal to the user name")
@@ -117,8 +129,14 @@ def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, mi
                        f"{uid_range_[0]})")
         elif uid is not None and uids.count(uid) > 1:
             out.append(f"{who} has uid {uid}, which another listed user has too")
-        out += [f"{who} has an invalid group name {group!r}" for group in user.get("groups") or []
-                if not NAME.fullmatch(group)]
+        for group in map(str, user.get("groups") or []):
+            if not NAME.fullmatch(group):
+                out.append(f"{who} has an invalid group name {group!r}")
+            elif group in PRIVILEGED_GROUPS:
+                out.append(f"{who} has group {group!r}, a group of the image that carries rights: list only the "
+                           "team's own groups (admin: true is the way to sudo)")
+            elif group in names:
+                out.append(f"{who} has group {group!r}, the own group of a user: it would open that user's files")
     return out
 
 
@@ -221,6 +239,10 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
                 changes.append(Change(name, "remove", what, archive_home=archive))
             continue
         groups = set(user.get("groups") or []) | {USERS_GROUP} | ({ADMIN_GROUP} if user.get("admin") else set())
+        personal = groups & {a.name for a in accounts.values() if a.uid >= uid_range_[0]}
+        if personal:
+            raise PlanError(f"user '{name}' has group '{min(personal)}', the own group of the user of that name: "
+                            "it would open that user's files")
         shell = user.get("shell") or "/bin/bash"
         change = Change(name, "update", [], shell=shell, groups=groups)
         if account is None:
@@ -254,7 +276,7 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
 
 
 def run(*cmd: str, stdin: str | None = None) -> None:
-    subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def ensure_groups(groups: set[str]) -> None:
@@ -265,49 +287,66 @@ def ensure_groups(groups: set[str]) -> None:
 
 def fix_home(name: str) -> None:
     account = read_accounts()[name]
-    home = HOME_ROOT / name
-    home.mkdir(mode=0o700, exist_ok=True)
-    os.chown(home, account.uid, account.gid)
-    home.chmod(0o700)
-    notebook = home / "notebook"
-    if not notebook.exists():
-        notebook.mkdir()
-        os.chown(notebook, account.uid, account.gid)
+    make_home(HOME_ROOT / name, account.uid, account.gid)
 
 
 def archive_home(name: str) -> str:
+    """The removed user's home as a tar.gz on the state volume (links kept as links), then the home goes."""
     archives = state_dir() / "removed-homes"
     archives.mkdir(mode=0o700, exist_ok=True)
     target = archives / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
     with tarfile.open(target, "w:gz") as tar:
-        tar.add(HOME_ROOT / name, arcname=name)
-    shutil.rmtree(HOME_ROOT / name)
+        add_tree(tar, HOME_ROOT / name, name)
+    shutil.rmtree(HOME_ROOT / name)  # rmtree never follows links out of the tree
     return str(target)
 
 
-def apply(changes: list[Change]) -> None:
+def lock(names: list[str]) -> None:
+    """No new login for users about to be removed (locked and expired) before their processes are ended."""
+    for name in names:
+        run("usermod", "--lock", "--expiredate", "1", name)
+
+
+def apply_one(c: Change, accounts: dict[str, Account]) -> None:
+    if c.action == "create":
+        home_exists = (HOME_ROOT / c.name).is_dir()
+        run("useradd", "--uid", str(c.uid), "--user-group", "--shell", c.shell, "--home-dir",
+            f"{HOME_ROOT}/{c.name}", "--no-create-home" if home_exists else "--create-home",
+            "--groups", ",".join(sorted(c.groups)), c.name)
+        fix_home(c.name)
+    elif c.action == "update":
+        if {"admin", "not admin", "groups"} & set(c.what):
+            run("usermod", "--groups", ",".join(sorted(c.groups)), c.name)
+            if accounts[c.name].groups - c.groups:  # its processes hold the groups it lost: end them
+                end_processes(accounts[c.name].uid, accounts[c.name].gid)
+        if "shell" in c.what:
+            run("usermod", "--shell", c.shell, c.name)
+        if c.fix_home:
+            fix_home(c.name)
+    elif c.action == "remove":
+        if "removed" in c.what:
+            end_processes(accounts[c.name].uid, accounts[c.name].gid)  # locked before the hub was told
+            run("userdel", c.name)
+        if c.archive_home:
+            c.what[-1] = "home archived to " + archive_home(c.name)
+
+
+def apply(changes: list[Change]) -> dict[str, str]:
+    """Apply each change; one user's failure (e.g. a link where their home's folder belongs) does not stop the
+    others. Returns what failed, by user."""
     ensure_groups(set().union(*(c.groups for c in changes)) if changes else set())
+    accounts = read_accounts()
+    failed: dict[str, str] = {}
     plain, hashed = [], []
     for c in changes:
-        if c.action == "create":
-            home_exists = (HOME_ROOT / c.name).is_dir()
-            run("useradd", "--uid", str(c.uid), "--user-group", "--shell", c.shell, "--home-dir",
-                f"{HOME_ROOT}/{c.name}", "--no-create-home" if home_exists else "--create-home",
-                "--groups", ",".join(sorted(c.groups)), c.name)
-            fix_home(c.name)
-        elif c.action == "update":
-            if {"admin", "not admin", "groups"} & set(c.what):
-                run("usermod", "--groups", ",".join(sorted(c.groups)), c.name)
-            if "shell" in c.what:
-                run("usermod", "--shell", c.shell, c.name)
-            if c.fix_home:
-                fix_home(c.name)
-        elif c.action == "remove":
-            if "removed" in c.what:
-                subprocess.run(["pkill", "-KILL", "-u", c.name], check=False)
-                run("userdel", c.name)
-            if c.archive_home:
-                c.what[-1] = "home archived to " + archive_home(c.name)
+        try:
+            apply_one(c, accounts)
+        except subprocess.CalledProcessError as err:
+            failed[c.name] = f"{' '.join(err.cmd[:2])} failed: {(err.stderr or '').strip() or err}"
+        except (OSError, Refused) as err:
+            failed[c.name] = str(err)
+        if c.action == "create" and c.name in failed and c.name not in read_accounts():
+            continue  # no account: no password to set
         if c.password_hash:
             hashed.append(f"{c.name}:{c.password_hash}")
         elif c.password is not None:
@@ -316,13 +355,16 @@ def apply(changes: list[Change]) -> None:
         run("chpasswd", stdin="\n".join(plain) + "\n")
     if hashed:
         run("chpasswd", "--encrypted", stdin="\n".join(hashed) + "\n")
+    return failed
 
 
 HUB_LABELS = {"remove": "removed from the hub", "admin": "hub admin", "not admin": "hub not admin (server stopped)"}
 
 
-def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | None = None) -> dict:
-    """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated."""
+def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | None = None,
+           failed: dict[str, str] | None = None) -> dict:
+    """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated.
+    Users whose change failed are named last, with what an admin must fix."""
     by_action = {"create": "created", "update": "updated", "remove": "removed"}
     out: dict = {"created": [], "updated": [], "removed": [], "unchanged": [], "users": {}}
     for c in changes:
@@ -336,6 +378,9 @@ def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | 
     out["changed"] = bool(out["users"])
     out["msg"] = "".join(f"{name}: {', '.join(what)}; " for name, what in out["users"].items()) + \
         f"unchanged: {len(out['unchanged'])}"
+    if failed:
+        out["failed"] = True
+        out["msg"] += ". NOT DONE, an admin must fix: " + "; ".join(f"{name}: {why}" for name, why in failed.items())
     return out
 
 
@@ -410,12 +455,16 @@ def sync(request: dict) -> dict:
         hub_todo = plan_hub(users, hub_users())
     except (OSError, urllib.error.URLError) as err:
         raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
+    failed: dict[str, str] = {}
     if not request.get("check"):
+        lock([c.name for c in changes if c.action == "remove" and "removed" in c.what])
         remove_from_hub([name for name, action in hub_todo.items() if action == "remove"])
-        apply(changes)
-        set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
-        save()
-    return report(changes, users, hub_todo)
+        try:
+            failed = apply(changes)
+            set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
+        finally:
+            save()
+    return report(changes, users, hub_todo, failed)
 
 
 # --- Accounts kept on the state volume ---------------------------------------------------------------------------
@@ -475,28 +524,56 @@ def save() -> bool:
     return True
 
 
+def human_rows(saved: list[str], table: Path, low: int, high: int) -> list[str]:
+    """Saved rows of a human account or group: a valid name, id in UID_MIN..UID_MAX, not a name the image has."""
+    image = {row[0] for row in read_table(table) if len(row) > 2 and not (row[2].isdigit() and low <= int(row[2]) <= high)}
+
+    def human(fields: list[str]) -> bool:
+        return len(fields) > 3 and bool(NAME.fullmatch(fields[0])) and fields[0] not in image and all(
+            f.isdigit() and low <= int(f) <= high for f in fields[2:4 if table.name == "passwd" else 3])
+    return [line for line in saved if human(line.split(":"))]
+
+
 def restore() -> int:
+    """Put the saved accounts back; a saved row that is not a human account (UID_MIN..UID_MAX) never comes back."""
     source = state_dir() / "accounts.json"
     if not source.exists():
         return 0
     saved = json.loads(source.read_text())
-    merge(ETC / "group", saved["group"], saved["members"], 3)
-    merge(ETC / "gshadow", saved["gshadow"], saved["members"], 3)
-    merge(ETC / "passwd", saved["passwd"])
-    merge(ETC / "shadow", saved["shadow"])
-    return len(saved["passwd"])
+    low, high = uid_range()
+    passwd = human_rows(saved["passwd"], ETC / "passwd", low, high)
+    group = human_rows(saved["group"], ETC / "group", low, high)
+    names, groups = ({line.split(":")[0] for line in rows} for rows in (passwd, group))
+    members = {g: [m for m in ms if m in names] for g, ms in saved["members"].items()}
+    merge(ETC / "group", group, members, 3)
+    merge(ETC / "gshadow", [line for line in saved["gshadow"] if line.split(":")[0] in groups], members, 3)
+    merge(ETC / "passwd", passwd)
+    merge(ETC / "shadow", [line for line in saved["shadow"] if line.split(":")[0] in names])
+    return len(passwd)
 
 
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else ""
     try:
         if command == "sync":
-            print(json.dumps(sync(json.load(sys.stdin))))
+            result = sync(json.load(sys.stdin))
+            print(json.dumps(result))
+            return 1 if result.get("failed") else 0
         elif command == "add" and len(argv) == 3:
+            problems = user_problems([{"name": argv[2], "password_hash": "$6$" + "x" * 8}], uid_range())
+            if problems:
+                raise PlanError("; ".join(problems))
             changes = plan([{"name": argv[2]}], read_accounts(), read_homes(), uid_range())
-            apply(changes)
+            failed = apply(changes)
             save()
-            print(f"{argv[2]}: {', '.join(changes[0].what) if changes else 'already there'}")
+            print(f"{argv[2]}: {', '.join(changes[0].what) if changes else 'already there'}"
+                  + "".join(f"; NOT DONE: {why}" for why in failed.values()))
+            return 1 if failed else 0
+        elif command == "end" and len(argv) == 3:
+            account = read_accounts().get(argv[2])
+            if account is None or not uid_range()[0] <= account.uid <= uid_range()[1]:
+                raise PlanError(f"{argv[2]!r} is not a hub user")
+            end_processes(account.uid, account.gid)
         elif command == "save":
             save()
         elif command == "restore":
