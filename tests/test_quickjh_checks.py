@@ -39,6 +39,12 @@ BAD_USERS = [
     ([{"name": "uida", "password": OK_PW, "uid": 3000}, {"name": "uidb", "password": OK_PW, "uid": 3000}],
      "user 'uida' has uid 3000, which another listed user has too"),
     ([{"name": "grouper", "password": OK_PW, "groups": ["Data"]}], "user 'grouper' has an invalid group name 'Data'"),
+    ([{"name": "newline", "password": "long-enough\nroot:owned"}], "user 'newline' has a password with a control"),
+    ([{"name": "tabby", "password": "long\tenough-pw"}], "user 'tabby' has a password with a control character"),
+    *[([{"name": "power", "password": OK_PW, "groups": [group]}], f"user 'power' has group '{group}', a group of the "
+       "image that carries rights") for group in ("sudo", "root", "shadow", "adm", "disk", "docker", "staff")],
+    ([{"name": "ann", "password": OK_PW}, {"name": "peek", "password": OK_PW, "groups": ["ann"]}],
+     "user 'peek' has group 'ann', the own group of a user"),
 ]
 
 
@@ -89,6 +95,9 @@ BAD_SETTINGS = [
     ({"quickjh_cull_every": 0}, "quickjh_cull_every must be 0 or more"),
     ({"quickjh_cpus": "-1"}, "quickjh_cpus and quickjh_log_max_files more than 0"),
     ({"quickjh_restore_archive": "backups/hub.tar.gz"}, "quickjh_restore_archive must be the absolute path"),
+    ({"quickjh_default_url": '/lab"\nimport os; os.system("id")'}, "quickjh_default_url: '/lab\"\\nimport os;"),
+    ({"quickjh_default_url": "lab"}, "quickjh_default_url: 'lab' is not a page of the user's server"),
+    ({"quickjh_user_max_processes": -1}, "quickjh_user_max_processes and quickjh_pids_limit must be 0"),
 ]
 
 
@@ -99,8 +108,15 @@ def test_each_bad_setting_is_refused_with_its_message(settings, message):
 
 def test_the_defaults_and_common_good_settings_have_no_problems():
     assert problems() == []
+    assert problems(quickjh_default_url="/lab/tree/README.ipynb", quickjh_user_max_processes=0) == []
     assert problems(quickjh_pip_packages=["scikit-learn==1.7.*", "pandas[excel]>=2", "cowsay==6.1"],
                     quickjh_apt_packages=["git", "r-base"], quickjh_mem_limit="8g", quickjh_cpus=1.5,
                     quickjh_pip_index_url="https://pypi.example.org/simple", quickjh_tls="files",
                     quickjh_tls_cert="hub.crt", quickjh_tls_key="hub.key",
                     quickjh_restore_archive="/var/backups/quickjh/x.tar.gz") == []
+
+
+def test_plain_http_beyond_the_host_is_warned_about_and_loopback_or_https_is_not():
+    assert "plain HTTP" in " ".join(checks.warnings(dict(DEFAULTS, quickjh_tls="off")))
+    assert checks.warnings(dict(DEFAULTS, quickjh_tls="off", quickjh_bind_address="127.0.0.1")) == []
+    assert checks.warnings(DEFAULTS) == []  # self-signed HTTPS by default

@@ -4,9 +4,11 @@
 # Job control (-m): without it bash starts background commands with SIGINT ignored, the hub's services inherit
 # that, and the hub's stop then waits on them until Docker kills it (and the save at stop below never runs).
 set -um
+# The hub's state (database, cookie secret, tokens, saved accounts) is root's alone, on volumes made before too.
+chmod 700 "$QUICKJH_STATE"  # QUICKJH_STATE: the image's ENV
 /usr/local/sbin/quickjh-users restore
 # The token quickjh-users uses to tell the hub about admins and removed users (read by jupyterhub_config.py).
-token=$QUICKJH_STATE/quickjh-sync.token  # QUICKJH_STATE: the image's ENV
+token=$QUICKJH_STATE/quickjh-sync.token
 if [ ! -s "$token" ]; then
   (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' > "$token")
 fi

@@ -13,16 +13,21 @@ from pathlib import Path
 from types import ModuleType
 
 from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.utils.display import Display
 
 SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
 URL = re.compile(r"https?://\S+")
 PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*([\[<>=!~;@ ].*)?")
+PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a path of the user's server: it goes into the hub's config as it is
+LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
 
 
 def load_users_program() -> ModuleType:
     """files/quickjh-users.py (a program without a module name), imported once."""
     if "quickjh_users" not in sys.modules:
-        path = str(Path(__file__).resolve().parents[1] / "files/quickjh-users.py")
+        files = Path(__file__).resolve().parents[1] / "files"
+        sys.path.append(str(files))  # for its own import of quickjh_nofollow, next to it as in the image
+        path = str(files / "quickjh-users.py")
         loader = importlib.machinery.SourceFileLoader("quickjh_users", path)
         module = importlib.util.module_from_spec(importlib.util.spec_from_loader("quickjh_users", loader))
         sys.modules["quickjh_users"] = module  # dataclasses look their module up
@@ -55,14 +60,31 @@ def settings_problems(v: dict) -> list[str]:
             or number["quickjh_log_max_files"] < 1:
         out.append("quickjh_cull_idle_timeout and quickjh_cull_every must be 0 or more, quickjh_cpus and "
                    "quickjh_log_max_files more than 0")
+    if not PAGE.fullmatch(text(v["quickjh_default_url"])):
+        out.append(f"quickjh_default_url: {v['quickjh_default_url']!r} is not a page of the user's server like /lab "
+                   "or /tree (letters, digits, / . _ ~ -)")
+    if any(int(v[name]) < 0 for name in ("quickjh_user_max_processes", "quickjh_pids_limit")):
+        out.append("quickjh_user_max_processes and quickjh_pids_limit must be 0 (no limit) or more")
     if v["quickjh_restore_archive"] and not text(v["quickjh_restore_archive"]).startswith("/"):
         out.append("quickjh_restore_archive must be the absolute path, on the target, of an archive made by "
                    f"backup.yml; got {v['quickjh_restore_archive']!r}")
     return out
 
 
+def warnings(v: dict) -> list[str]:
+    """Settings that work but that the team lead should know about."""
+    if v["quickjh_tls"] == "off" and not LOOPBACK.fullmatch(text(v["quickjh_bind_address"])):
+        return [f"quickjh_tls is off and the hub is published on {v['quickjh_bind_address']}:{v['quickjh_port']}: "
+                "passwords and session cookies cross the network in plain HTTP. Keep it off only on a trusted network "
+                "or behind a TLS proxy; quickjh_tls: self-signed (the default) or files otherwise."]
+    return []
+
+
 def quickjh_problems(v: dict) -> list[str]:
-    """Every problem of the role's variables v (name -> value), as messages that name the bad value."""
+    """Every problem of the role's variables v (name -> value), as messages that name the bad value; what is only
+    worth knowing is shown as an Ansible warning."""
+    for warning in warnings(v):
+        Display().warning(warning)
     users = load_users_program().user_problems(
         v["quickjh_users"], min_password_length=int(v["quickjh_min_password_length"]),
         allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]))
