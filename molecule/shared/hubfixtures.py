@@ -23,14 +23,14 @@ def settings(host) -> dict:
 
 @pytest.fixture(scope="module")
 def hub_url(settings) -> str:
-    scheme = "http" if settings.get("quickjh_tls", "off") == "off" else "https"
+    scheme = "http" if settings.get("quickjh_tls", "self-signed") == "off" else "https"
     return f"{scheme}://{settings['quickjh_bind_address']}:{settings['quickjh_port']}"
 
 
 @pytest.fixture(scope="module")
 def verify(settings) -> bool | str:
     """What clients trust: the hub's own certificate when the role made a self-signed one."""
-    if settings.get("quickjh_tls", "off") == "self-signed":
+    if settings.get("quickjh_tls", "self-signed") == "self-signed":
         return f"{settings['quickjh_config_dir']}/tls/hub.crt"
     return True
 
@@ -45,6 +45,12 @@ def hub(settings):
     """hub() -> the scenario's hub container as it is now (the tests re-create it)."""
     client = docker.from_env()
     return lambda: client.containers.get(settings["quickjh_container_name"])
+
+
+@pytest.fixture(scope="module")
+def user(hub_url, verify):
+    """user(name) -> a HubUser of this hub, not logged in yet, trusting what the hub's clients trust."""
+    return lambda name: HubUser(hub_url, name, verify=verify)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from hubfixtures import converge, wait_healthy
-from hubclient import HubUser, LoginFailed
+from hubclient import LoginFailed
 
 
 @pytest.mark.parametrize("name", ["admin", "user1"])
@@ -16,11 +16,11 @@ def test_user_logs_in_and_runs_code(login, name):
     assert printed[2] == f"/home/{name}/notebook"
 
 
-def test_wrong_password_is_rejected(hub_url, passwords):
+def test_wrong_password_is_rejected(user, passwords):
     with pytest.raises(LoginFailed):
-        HubUser(hub_url, "user1").login(passwords["user1"] + "x")
+        user("user1").login(passwords["user1"] + "x")
     with pytest.raises(LoginFailed):
-        HubUser(hub_url, "root").login(passwords["admin"])
+        user("root").login(passwords["admin"])
 
 
 def test_admin_is_hub_admin_and_user1_is_not(login):

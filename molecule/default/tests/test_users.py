@@ -9,7 +9,7 @@ import re
 import pytest
 
 from hubfixtures import converge_users, wait_healthy
-from hubclient import HubUser, LoginFailed
+from hubclient import LoginFailed
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +17,9 @@ def base_users(settings) -> list[dict]:
     return settings["quickjh_users"]
 
 
-def can_login(hub_url: str, name: str, password: str) -> bool:
+def can_login(user, name: str, password: str) -> bool:
     try:
-        HubUser(hub_url, name).login(password)
+        user(name).login(password)
     except LoginFailed:
         return False
     return True
@@ -30,11 +30,11 @@ def sync_report(result) -> str:
     return " ".join((result.stdout + result.stderr).split())
 
 
-def test_a_new_user_logs_in_and_runs_code(base_users, hub_url):
+def test_a_new_user_logs_in_and_runs_code(base_users, user):
     users = base_users + [{"name": "user2", "password": "user2-first-pw"}]
     result = converge_users(users)
     assert "user2: created" in sync_report(result)
-    user2 = HubUser(hub_url, "user2")
+    user2 = user("user2")
     user2.login("user2-first-pw")
     user2.start_server()
     name, uid, cwd = user2.whoami()
@@ -43,23 +43,23 @@ def test_a_new_user_logs_in_and_runs_code(base_users, hub_url):
     assert "changed=0" in converge_users(users).stdout
 
 
-def test_password_changes_follow_update_password(base_users, hub_url):
+def test_password_changes_follow_update_password(base_users, user):
     on_create = base_users + [{"name": "user2", "password": "user2-second-pw"}]
     converge_users(on_create)
-    assert can_login(hub_url, "user2", "user2-first-pw")
-    assert not can_login(hub_url, "user2", "user2-second-pw")
+    assert can_login(user, "user2", "user2-first-pw")
+    assert not can_login(user, "user2", "user2-second-pw")
     always = base_users + [{"name": "user2", "password": "user2-second-pw", "update_password": "always"}]
     assert "user2: password" in sync_report(converge_users(always))
-    assert can_login(hub_url, "user2", "user2-second-pw")
-    assert not can_login(hub_url, "user2", "user2-first-pw")
+    assert can_login(user, "user2", "user2-second-pw")
+    assert not can_login(user, "user2", "user2-first-pw")
     assert "changed=0" in converge_users(always).stdout  # same password again: crypt says nothing to do
 
 
-def test_check_mode_reports_and_changes_nothing(base_users, hub_url):
+def test_check_mode_reports_and_changes_nothing(base_users, user):
     users = base_users + [{"name": "user3", "password": "user3-first-pw"}]
     result = converge_users(users, "--check", "--diff")
     assert "user3: created" in sync_report(result)
-    assert not can_login(hub_url, "user3", "user3-first-pw")
+    assert not can_login(user, "user3", "user3-first-pw")
 
 
 def test_promote_and_demote_take_effect_without_a_new_login(base_users, login, passwords):
@@ -79,9 +79,9 @@ def test_promote_and_demote_take_effect_without_a_new_login(base_users, login, p
     assert not user1.can_sudo(passwords["user1"])
 
 
-def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, hub_url, login, hub):
+def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, user, login, hub):
     converge_users(base_users + [{"name": "user3", "password": "user3-first-pw"}])
-    user2 = HubUser(hub_url, "user2")
+    user2 = user("user2")
     user2.login("user2-second-pw")
     user2.start_server()
     user2.run("open('mine.txt', 'w').write('user2 was here')")
@@ -91,26 +91,26 @@ def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, h
     report = sync_report(converge_users(removed))
     assert "user2: removed, removed from the hub" in report
     assert re.search(r"user3: removed, home archived to /srv/jupyterhub/removed-homes/user3-\d+-\d+\.tar\.gz", report)
-    assert not can_login(hub_url, "user2", "user2-second-pw")
+    assert not can_login(user, "user2", "user2-second-pw")
     assert login("admin", start=False).hub_api("GET", "/users/user2").status_code == 404
     assert hub().exec_run("test -f /home/user2/notebook/mine.txt").exit_code == 0
     assert hub().exec_run("test -e /home/user3").exit_code != 0
     assert hub().exec_run("sh -c 'test -s /srv/jupyterhub/removed-homes/user3-*.tar.gz'").exit_code == 0
     # A new user never gets the kept home's UID; user2 coming back gets it, and the files.
     converge_users(base_users + [{"name": "user4", "password": "user4-first-pw"}])
-    user4 = HubUser(hub_url, "user4")
+    user4 = user("user4")
     user4.login("user4-first-pw")
     user4.start_server()
     assert user4.whoami()[1] != uid2
     converge_users(base_users + [{"name": "user2", "password": "user2-back-pw"}])
-    user2 = HubUser(hub_url, "user2")
+    user2 = user("user2")
     user2.login("user2-back-pw")
     user2.start_server()
     assert user2.whoami()[1] == uid2
     assert user2.run("print(open('mine.txt').read())").strip() == "user2 was here"
 
 
-def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, login, passwords, hub):
+def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, login, passwords, hub, user):
     admin, user1 = login("admin"), login("user1")
     # The admin adds a user in a terminal; user1 changes their own password.
     printed = admin.run(
@@ -125,7 +125,7 @@ def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, 
         " capture_output=True, text=True)\n"
         "print(r.returncode, r.stderr)\n")
     assert printed.startswith("0"), printed
-    term = HubUser(hub_url, "termuser")
+    term = user("termuser")
     term.login("term-user-pw-1")
     term.start_server()
     term.run("open('t.txt', 'w').write('terminal user file')")
@@ -137,13 +137,13 @@ def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, 
     converge_users(base_users)
     wait_healthy(hub_url)
 
-    term = HubUser(hub_url, "termuser")
+    term = user("termuser")
     term.login("term-user-pw-1")
     term.start_server()
     assert term.whoami()[1] == before["termuser"]
     assert term.run("print(open('t.txt').read())").strip() == "terminal user file"
-    assert not can_login(hub_url, "user1", passwords["user1"])
-    user1 = HubUser(hub_url, "user1")
+    assert not can_login(user, "user1", passwords["user1"])
+    user1 = user("user1")
     user1.login("user1-Own-pw-9")
     user1.start_server()
     assert user1.whoami()[1] == before["user1"]
@@ -156,6 +156,8 @@ def test_accounts_made_outside_the_list_survive_recreation(base_users, hub_url, 
 BAD_INPUT = [
     ([{"name": "a user", "password": "long-enough-pw"}], "user 'a user' is not a valid Linux user name"),
     ([{"name": "colour", "password": "long-enough-pw", "colour": "red"}], "quickjh_users.colour. Supported parameters include"),
+    # chpasswd reads name:password lines: a newline would set root's password
+    ([{"name": "newline", "password": "long-enough\nroot:owned-pw"}], "user 'newline' has a password with a control"),
 ]
 
 
@@ -174,11 +176,11 @@ def test_bad_input_is_refused_before_anything_changes(base_users, settings, hub,
     assert state_of_the_hub(settings, hub) == before
 
 
-def test_weak_passwords_pass_only_when_allowed(base_users, hub_url):
+def test_weak_passwords_pass_only_when_allowed(base_users, user):
     weak = base_users + [{"name": "weakling", "password": "weak"}]
     assert "has a password shorter than 8" in sync_report(converge_users(weak, ok=False))
     converge_users(weak, "-e", "quickjh_allow_weak_passwords=true")
-    assert can_login(hub_url, "weakling", "weak")
+    assert can_login(user, "weakling", "weak")
     converge_users(base_users + [{"name": "weakling", "state": "absent"}])
 
 

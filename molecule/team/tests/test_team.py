@@ -90,6 +90,7 @@ def test_container_limits_and_log_rotation(hub):
     config = hub().attrs["HostConfig"]
     assert config["Memory"] == 3 * 1024 ** 3
     assert config["NanoCpus"] == int(1.5e9)
+    assert config["PidsLimit"] == 8192  # quickjh_pids_limit's default
     assert config["LogConfig"] == {"Type": "json-file", "Config": {"max-file": "2", "max-size": "1m"}}
 
 
