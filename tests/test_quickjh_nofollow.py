@@ -69,9 +69,26 @@ def test_end_processes_ends_every_process_of_the_user_even_one_that_keeps_forkin
     sleeper = subprocess.Popen(["sleep", "100"], user=UID, group=UID, start_new_session=True)
     time.sleep(0.3)
     assert len(nf.processes_of(UID)) > 3
-    nf.end_processes(UID, UID)
+    nf.end_processes(UID)
     assert forker.wait(5) == -9 and sleeper.wait(5) == -9
     assert nf.processes_of(UID) == []
+
+
+def test_end_processes_ends_processes_that_stop_each_other_and_hide_behind_odd_names():
+    stopper = "import os, signal\nwhile True:\n    try: os.kill(-1, signal.SIGSTOP)\n    except OSError: pass\n"
+    odd = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'\\xff\\xfe', 0, 0, 0); time.sleep(100)"
+    procs = [subprocess.Popen(["python3", "-c", code], user=UID, group=UID) for code in (stopper, stopper, odd)]
+    time.sleep(0.5)
+    started = time.monotonic()
+    nf.end_processes(UID)
+    assert time.monotonic() - started < 10
+    assert [p.wait(5) for p in procs] == [-9, -9, -9]
+
+
+def test_a_child_the_user_stops_counts_as_failed_not_as_a_hang():
+    started = time.monotonic()
+    assert nf.as_user(UID, UID, lambda: os.kill(os.getpid(), 19), timeout=5) is False  # SIGSTOP
+    assert time.monotonic() - started < 2
 
 
 def archive_of(home: Path, **kwargs) -> tarfile.TarFile:
@@ -98,6 +115,21 @@ def test_an_archive_of_a_home_holds_links_as_links_and_no_fifo(tmp_path):
     assert members["home/grab"].issym() and members["home/grab"].linkname == str(secret)
     assert tar.extractfile("home/notebook/mine.txt").read() == b"mine"
     assert members["home"].uid == UID and members["home"].mode == 0o700
+
+
+def test_a_home_too_deep_to_unpack_is_archived_up_to_the_limit_and_the_rest_named(tmp_path):
+    home = user_home(tmp_path)
+    deep = home
+    for _ in range(nf.MAX_DEPTH + 5):
+        deep = deep / "d"
+        deep.mkdir()
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        left_out = nf.add_tree(tar, home, "home")
+    assert left_out == ["home" + "/d" * (nf.MAX_DEPTH + 1)]
+    data.seek(0)
+    with tarfile.open(fileobj=data) as tar:
+        assert max(m.name.count("/") for m in tar.getmembers()) == nf.MAX_DEPTH
 
 
 def test_a_file_that_shrinks_while_archived_is_padded_not_fatal(tmp_path):
@@ -142,7 +174,9 @@ def test_restore_keeps_owners_and_write_bits_but_drops_setuid_setgid_and_devices
     [(member("home/out", tarfile.SYMTYPE, link="/tmp"), b""), (member("home/out/planted"), b"x")],
     [(member("home/up", tarfile.SYMTYPE, link="../.."), b""), (member("home/up/planted"), b"x")],
     [(member("home/hard", tarfile.LNKTYPE, link="../../etc/passwd"), b"")],
-], ids=["absolute link", "relative link", "hard link"])
+    [(member("home/out", tarfile.SYMTYPE, link="/etc"), b""),
+     (member("home/h", tarfile.LNKTYPE, link="home/out/passwd"), b"")],
+], ids=["absolute link", "relative link", "hard link", "hard link through a link"])
 def test_restore_never_writes_outside_through_a_link(tmp_path, members):
     with pytest.raises(tarfile.FilterError):
         restore(tmp_path, *members)

@@ -167,3 +167,10 @@ def test_a_group_named_after_an_account_outside_the_list_is_refused():
     accounts = {"termuser": account("termuser", 1005)}
     with pytest.raises(qu.PlanError, match="group 'termuser', the own group of the user"):
         qu.plan([{"name": "peek", "password": "pw", "groups": ["termuser"]}], accounts, {}, verify=never)
+
+
+def test_bytes_a_user_put_into_passwd_with_chfn_are_read_and_written_back_as_they_were(tmp_path):
+    (tmp_path / "passwd").write_bytes(b"ann:x:1000:1000:Ann,\xff\xfe,,:/home/ann:/bin/bash\n")
+    assert qu.read_accounts(tmp_path)["ann"].uid == 1000
+    qu.write_table(tmp_path / "passwd", qu.read_table(tmp_path / "passwd"))
+    assert (tmp_path / "passwd").read_bytes() == b"ann:x:1000:1000:Ann,\xff\xfe,,:/home/ann:/bin/bash\n"

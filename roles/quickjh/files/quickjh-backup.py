@@ -26,7 +26,7 @@ from pathlib import Path
 from quickjh_nofollow import add_tree, safe_member
 
 ROOT = Path("/quickjh")
-PARTS = ("home", "state", "config")
+PARTS = ("state", "config", "home")  # the hub's own parts first: a bad path in a home cannot cost them
 DB = "state/jupyterhub.sqlite"
 # The live database (copied consistently instead) and files that only mean something to the running hub.
 SKIP = {DB, DB + "-journal", DB + "-wal", DB + "-shm", "state/jupyterhub-proxy.pid"}
@@ -49,7 +49,9 @@ def create(archive: Path, root: Path = ROOT) -> None:
     with tempfile.TemporaryDirectory() as tmp, open(fd, "wb") as out, \
             tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
         for part in PARTS:
-            add_tree(tar, root / part, part, skip=SKIP.__contains__)
+            for name in add_tree(tar, root / part, part, skip=SKIP.__contains__):
+                print(f"quickjh-backup: left out (too deep or long a path, or held by a lease): {name}",
+                      file=sys.stderr)
         if (root / DB).exists():
             snapshot = Path(tmp) / "jupyterhub.sqlite"
             copy_db(root / DB, snapshot)

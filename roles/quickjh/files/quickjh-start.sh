@@ -6,7 +6,8 @@
 set -um
 # The hub's state (database, cookie secret, tokens, saved accounts) is root's alone, on volumes made before too.
 chmod 700 "$QUICKJH_STATE"  # QUICKJH_STATE: the image's ENV
-/usr/local/sbin/quickjh-users restore
+# A restore that fails stops the start: the saver below would otherwise overwrite the saved accounts.
+/usr/local/sbin/quickjh-users restore || exit 1
 # The token quickjh-users uses to tell the hub about admins and removed users (read by jupyterhub_config.py).
 token=$QUICKJH_STATE/quickjh-sync.token
 if [ ! -s "$token" ]; then

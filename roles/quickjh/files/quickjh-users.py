@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -155,7 +156,8 @@ def uid_range(etc: Path = ETC) -> tuple[int, int]:
 def read_table(path: Path) -> list[list[str]]:
     if not path.exists():
         return []
-    return [line.split(":") for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    text = path.read_text(errors="surrogateescape")  # `chfn -r` lets a user put any bytes into /etc/passwd
+    return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
 def read_accounts(etc: Path = ETC) -> dict[str, Account]:
@@ -296,15 +298,20 @@ def archive_home(name: str) -> str:
     archives.mkdir(mode=0o700, exist_ok=True)
     target = archives / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
     with tarfile.open(target, "w:gz") as tar:
-        add_tree(tar, HOME_ROOT / name, name)
+        left_out = add_tree(tar, HOME_ROOT / name, name)
     shutil.rmtree(HOME_ROOT / name)  # rmtree never follows links out of the tree
-    return str(target)
+    return str(target) + (f" (left out: {', '.join(left_out[:5])})" if left_out else "")
 
 
-def lock(names: list[str]) -> None:
+def lock(names: list[str]) -> dict[str, str]:
     """No new login for users about to be removed (locked and expired) before their processes are ended."""
+    failed = {}
     for name in names:
-        run("usermod", "--lock", "--expiredate", "1", name)
+        try:
+            run("usermod", "--lock", "--expiredate", "1", name)
+        except subprocess.CalledProcessError as err:
+            failed[name] = f"usermod --lock failed: {(err.stderr or '').strip()}"
+    return failed
 
 
 def apply_one(c: Change, accounts: dict[str, Account]) -> None:
@@ -318,27 +325,30 @@ def apply_one(c: Change, accounts: dict[str, Account]) -> None:
         if {"admin", "not admin", "groups"} & set(c.what):
             run("usermod", "--groups", ",".join(sorted(c.groups)), c.name)
             if accounts[c.name].groups - c.groups:  # its processes hold the groups it lost: end them
-                end_processes(accounts[c.name].uid, accounts[c.name].gid)
+                end_processes(accounts[c.name].uid)
         if "shell" in c.what:
             run("usermod", "--shell", c.shell, c.name)
         if c.fix_home:
             fix_home(c.name)
     elif c.action == "remove":
         if "removed" in c.what:
-            end_processes(accounts[c.name].uid, accounts[c.name].gid)  # locked before the hub was told
+            end_processes(accounts[c.name].uid)  # locked before the hub was told
             run("userdel", c.name)
+            shutil.rmtree(f"/run/user/{accounts[c.name].uid}", ignore_errors=True)  # kernels' keys: not for a new UID
         if c.archive_home:
             c.what[-1] = "home archived to " + archive_home(c.name)
 
 
-def apply(changes: list[Change]) -> dict[str, str]:
+def apply(changes: list[Change], failed: dict[str, str] | None = None) -> dict[str, str]:
     """Apply each change; one user's failure (e.g. a link where their home's folder belongs) does not stop the
-    others. Returns what failed, by user."""
+    others. Returns what failed, by user (with the failures given, whose changes are skipped)."""
     ensure_groups(set().union(*(c.groups for c in changes)) if changes else set())
     accounts = read_accounts()
-    failed: dict[str, str] = {}
+    failed = dict(failed or {})
     plain, hashed = [], []
     for c in changes:
+        if c.name in failed:
+            continue
         try:
             apply_one(c, accounts)
         except subprocess.CalledProcessError as err:
@@ -448,6 +458,11 @@ def set_hub_admin(flags: dict[str, bool]) -> None:
 def sync(request: dict) -> dict:
     users = request.get("users", [])
     problems = user_problems(users, uid_range(), **request.get("policy", {}))
+    system_groups = {row[0] for row in read_table(ETC / "group") if len(row) > 2 and row[2].isdigit()
+                     and int(row[2]) < uid_range()[0]} - {USERS_GROUP}
+    problems += [f"user {u['name']!r} has group {group!r}, a group of the image (packages add some): list only the "
+                 "team's own groups" for u in users for group in u.get("groups") or []
+                 if group in system_groups and group not in PRIVILEGED_GROUPS]
     if problems:
         raise PlanError("; ".join(problems))
     changes = plan(users, read_accounts(), read_homes(), uid_range())
@@ -457,10 +472,10 @@ def sync(request: dict) -> dict:
         raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
     failed: dict[str, str] = {}
     if not request.get("check"):
-        lock([c.name for c in changes if c.action == "remove" and "removed" in c.what])
-        remove_from_hub([name for name, action in hub_todo.items() if action == "remove"])
+        failed = lock([c.name for c in changes if c.action == "remove" and "removed" in c.what])
+        remove_from_hub([name for name, action in hub_todo.items() if action == "remove" and name not in failed])
         try:
-            failed = apply(changes)
+            failed = apply(changes, failed)
             set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
         finally:
             save()
@@ -489,7 +504,7 @@ def snapshot(etc: Path = ETC) -> dict:
 def write_table(path: Path, rows: list[list[str]]) -> None:
     st = path.stat()
     tmp = path.with_name(path.name + ".quickjh")
-    tmp.write_text("".join(":".join(r) + "\n" for r in rows))
+    tmp.write_text("".join(":".join(r) + "\n" for r in rows), errors="surrogateescape")
     os.chown(tmp, st.st_uid, st.st_gid)
     tmp.chmod(st.st_mode & 0o777)
     tmp.replace(path)
@@ -516,17 +531,17 @@ def save() -> bool:
     data = json.dumps(snapshot(), indent=1, sort_keys=True)
     if target.exists() and target.read_text() == data:
         return False
-    tmp = target.with_name("accounts.json.tmp")
-    tmp.touch(mode=0o600)
-    tmp.chmod(0o600)
-    tmp.write_text(data)
-    tmp.replace(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
+    with open(fd, "w") as out:
+        out.write(data)
+    os.replace(tmp, target)
     return True
 
 
 def human_rows(saved: list[str], table: Path, low: int, high: int) -> list[str]:
     """Saved rows of a human account or group: a valid name, id in UID_MIN..UID_MAX, not a name the image has."""
-    image = {row[0] for row in read_table(table) if len(row) > 2 and not (row[2].isdigit() and low <= int(row[2]) <= high)}
+    image = {row[0] for row in read_table(table)
+             if len(row) > 2 and not (row[2].isdigit() and low <= int(row[2]) <= high)}
 
     def human(fields: list[str]) -> bool:
         return len(fields) > 3 and bool(NAME.fullmatch(fields[0])) and fields[0] not in image and all(
@@ -544,7 +559,8 @@ def restore() -> int:
     passwd = human_rows(saved["passwd"], ETC / "passwd", low, high)
     group = human_rows(saved["group"], ETC / "group", low, high)
     names, groups = ({line.split(":")[0] for line in rows} for rows in (passwd, group))
-    members = {g: [m for m in ms if m in names] for g, ms in saved["members"].items()}
+    members = {g: [m for m in ms if m in names] for g, ms in saved["members"].items()
+               if g in (ADMIN_GROUP, USERS_GROUP) or g not in PRIVILEGED_GROUPS}
     merge(ETC / "group", group, members, 3)
     merge(ETC / "gshadow", [line for line in saved["gshadow"] if line.split(":")[0] in groups], members, 3)
     merge(ETC / "passwd", passwd)
@@ -573,7 +589,8 @@ def main(argv: list[str]) -> int:
             account = read_accounts().get(argv[2])
             if account is None or not uid_range()[0] <= account.uid <= uid_range()[1]:
                 raise PlanError(f"{argv[2]!r} is not a hub user")
-            end_processes(account.uid, account.gid)
+            end_processes(account.uid)
+            print(f"{argv[2]}: every process ended")
         elif command == "save":
             save()
         elif command == "restore":
@@ -584,7 +601,7 @@ def main(argv: list[str]) -> int:
     except PlanError as err:
         print(json.dumps({"changed": False, "failed": True, "msg": f"quickjh_users: {err}"}))
         return 1
-    except (subprocess.CalledProcessError, urllib.error.URLError) as err:
+    except (subprocess.CalledProcessError, urllib.error.URLError, Refused, OSError) as err:
         print(json.dumps({"changed": True, "failed": True, "msg": f"quickjh_users: stopped half-way: {err}"}))
         return 1
     return 0

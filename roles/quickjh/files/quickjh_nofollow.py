@@ -6,6 +6,7 @@ process that has become the user. quickjh-users and quickjh-backup import it (it
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import signal
@@ -17,6 +18,10 @@ from pathlib import Path
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+# Archives: deeper or longer paths are left out (and named), so every archive can be unpacked again (PATH_MAX).
+MAX_DEPTH, MAX_PATH = 64, 3000
+# Left out of an archive without a word: gone or swapped for a link since the listing.
+GONE = (errno.ENOENT, errno.ELOOP, errno.EINVAL, errno.ENXIO)
 
 
 class Refused(Exception):
@@ -32,9 +37,10 @@ def open_dir(path: str | Path, dir_fd: int | None = None) -> int:
         raise
 
 
-def as_user(uid: int, gid: int, action: Callable[[], None]) -> bool:
+def as_user(uid: int, gid: int, action: Callable[[], None], timeout: float = 10) -> bool:
     """Run action in a forked child that has become uid/gid (no other groups); True if it returned normally.
-    No exec: a user at their process limit cannot make it fail."""
+    No exec: a user at their process limit cannot make it fail. The user may signal the child: one that is stopped
+    or late is killed and counts as failed."""
     pid = os.fork()
     if pid == 0:
         code = 1
@@ -42,11 +48,21 @@ def as_user(uid: int, gid: int, action: Callable[[], None]) -> bool:
             os.setgroups([])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
+            ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: the user cannot read its memory
             action()
             code = 0
         finally:
             os._exit(code)
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+        if done and not os.WIFSTOPPED(status):
+            return os.waitstatus_to_exitcode(status) == 0
+        if done or time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return False
+        time.sleep(0.005)
 
 
 def fix_home(home: Path, uid: int, gid: int) -> None:
@@ -65,36 +81,59 @@ def fix_home(home: Path, uid: int, gid: int) -> None:
         raise Refused(f"{home}/notebook is not a folder the user can use (a link, or a file)")
 
 
+def status_of(pid: str, proc: Path = Path("/proc")) -> tuple[set[int], str]:
+    """The UIDs (real, effective, saved, fs) and state letter of a process; ({}, "") when it is gone. The name line
+    may hold any bytes the process chose: only these two lines are read."""
+    try:
+        lines = dict(line.split(b":", 1) for line in (proc / pid / "status").read_bytes().splitlines() if b":" in line)
+        return {int(u) for u in lines[b"Uid"].split()}, lines[b"State"].strip()[:1].decode()
+    except (OSError, KeyError, ValueError):
+        return set(), ""
+
+
 def processes_of(uid: int, proc: Path = Path("/proc")) -> list[int]:
-    """Live (not zombie) processes whose real or saved UID is uid: the ones kill(-1) as uid reaches."""
+    """Live (not zombie) processes that hold uid as any of their UIDs."""
     found = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines() if ":" in line)
-        except OSError:
-            continue  # gone meanwhile
-        uids = fields.get("Uid", "").split()
-        if len(uids) == 4 and uid in (int(uids[0]), int(uids[2])) and not fields.get("State", "").strip()[:1] in "ZX":
-            found.append(int(entry.name))
+    for entry in os.listdir(proc):
+        if entry.isdigit():
+            uids, state = status_of(entry, proc)
+            if uid in uids and state not in ("Z", "X", ""):
+                found.append(int(entry))
     return found
 
 
-def end_processes(uid: int, gid: int, tries: int = 100) -> None:
-    """Kill every process of uid. As uid, kill(-1) reaches all of them in one pass a fork cannot escape; repeat
-    until none is alive (exiting ones linger a moment)."""
-    def kill_all() -> None:
-        try:
-            os.kill(-1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def signal_if_uid(pid: int, uid: int, signum: int) -> None:
+    """Signal pid only while it is still uid's: the pidfd pins the process, so a reused PID is never hit."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return  # gone
+    try:
+        if uid in status_of(str(pid))[0]:
+            signal.pidfd_send_signal(fd, signum)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
+
+def end_processes(uid: int, tries: int = 200) -> None:
+    """Kill every process of uid, from root (nothing the user can signal takes part). Stop them all first, so no
+    fork escapes between a scan and the kill, then kill them; repeat until none is alive."""
     for _ in range(tries):
-        if not processes_of(uid):
+        pids = processes_of(uid)
+        if not pids:
             return
-        as_user(uid, gid, kill_all)
-        time.sleep(0.05)
+        for _ in range(20):  # stopped processes fork no more: rescan until a pass finds no one new
+            for pid in pids:
+                signal_if_uid(pid, uid, signal.SIGSTOP)
+            again = processes_of(uid)
+            if set(again) <= set(pids):
+                break
+            pids = again
+        for pid in processes_of(uid):
+            signal_if_uid(pid, uid, signal.SIGKILL)
+        time.sleep(0.02)
     raise Refused(f"processes of UID {uid} are still alive after {tries} rounds of kill")
 
 
@@ -123,25 +162,32 @@ def entry(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
 
 
 def add_tree(tar: tarfile.TarFile, path: str | Path, arcname: str,
-             skip: Callable[[str], bool] = lambda name: False) -> None:
+             skip: Callable[[str], bool] = lambda name: False) -> list[str]:
     """Add the folder path to tar as arcname: folders, regular files and links (as links, never followed); fifos,
-    sockets and devices are left out."""
+    sockets and devices are left out. Returns what was left out that a user would miss (too deep or long a path,
+    a file held by a lease), for the caller to name."""
+    left_out: list[str] = []
     fd = open_dir(path)
     try:
-        add_folder(tar, fd, arcname, skip)
+        add_folder(tar, fd, arcname, skip, left_out, 0)
     finally:
         os.close(fd)
+    return left_out
 
 
-def add_folder(tar: tarfile.TarFile, fd: int, arcname: str, skip: Callable[[str], bool]) -> None:
+def add_folder(tar: tarfile.TarFile, fd: int, arcname: str, skip: Callable[[str], bool], left_out: list[str],
+               depth: int) -> None:
     tar.addfile(entry(arcname, os.fstat(fd), tarfile.DIRTYPE))
     for name in sorted(os.listdir(fd)):
         child = f"{arcname}/{name}"
-        if not skip(child):
-            add_child(tar, fd, name, child, skip)
+        if depth >= MAX_DEPTH or len(os.fsencode(child)) > MAX_PATH:
+            left_out.append(child)
+        elif not skip(child):
+            add_child(tar, fd, name, child, skip, left_out, depth + 1)
 
 
-def add_child(tar: tarfile.TarFile, parent: int, name: str, arcname: str, skip: Callable[[str], bool]) -> None:
+def add_child(tar: tarfile.TarFile, parent: int, name: str, arcname: str, skip: Callable[[str], bool],
+              left_out: list[str], depth: int) -> None:
     try:
         before = os.stat(name, dir_fd=parent, follow_symlinks=False)
         if stat.S_ISLNK(before.st_mode):
@@ -153,13 +199,16 @@ def add_child(tar: tarfile.TarFile, parent: int, name: str, arcname: str, skip: 
             return  # never open a device, fifo or socket
         fd = os.open(name, FILE_FLAGS, dir_fd=parent)
     except OSError as err:
-        if err.errno in (errno.ENOENT, errno.ELOOP, errno.EINVAL, errno.ENXIO):
+        if err.errno in GONE:
             return  # gone or swapped for a link since the listing: left out, never followed
+        if err.errno in (errno.EAGAIN, errno.EACCES, errno.EPERM):
+            left_out.append(arcname)  # a lease (EAGAIN), or a mount that refuses root
+            return
         raise
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            add_folder(tar, fd, arcname, skip)
+            add_folder(tar, fd, arcname, skip, left_out, depth)
         elif stat.S_ISREG(st.st_mode):
             tar.addfile(entry(arcname, st, tarfile.REGTYPE), Padded(fd, st.st_size))
     finally:
@@ -172,7 +221,9 @@ def safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
     if member.isdev() or member.isfifo():
         return None
     checked = tarfile.tar_filter(member, dest)  # refuses absolute names and paths leaving dest
-    if member.islnk() and (member.linkname.startswith("/") or ".." in member.linkname.split("/")):
-        raise tarfile.OutsideDestinationError(member, member.linkname)
+    if member.islnk():  # a hard link's target, also through links already written, stays inside dest
+        real_dest = os.path.realpath(dest)
+        if os.path.commonpath([real_dest, os.path.realpath(os.path.join(dest, member.linkname))]) != real_dest:
+            raise tarfile.OutsideDestinationError(member, member.linkname)
     mode = member.mode & ~(0 if member.isdir() else stat.S_ISUID | stat.S_ISGID) & ~stat.S_ISUID
     return checked.replace(mode=mode, deep=False)
