@@ -85,6 +85,17 @@ def test_end_processes_ends_processes_that_stop_each_other_and_hide_behind_odd_n
     assert [p.wait(5) for p in procs] == [-9, -9, -9]
 
 
+def test_end_processes_ends_a_process_whose_first_thread_has_exited():
+    code = ("import ctypes, threading, time\n"
+            "threading.Thread(target=time.sleep, args=(100,)).start()\n"
+            "ctypes.CDLL(None).syscall(60, 0)\n")  # SYS_exit of the first thread only: it shows as a zombie
+    survivor = subprocess.Popen(["python3", "-c", code], user=UID, group=UID)
+    time.sleep(0.5)
+    assert nf.processes_of(UID) == [survivor.pid]
+    nf.end_processes(UID)
+    assert survivor.wait(5) == -9
+
+
 def test_a_child_the_user_stops_counts_as_failed_not_as_a_hang():
     started = time.monotonic()
     assert nf.as_user(UID, UID, lambda: os.kill(os.getpid(), 19), timeout=5) is False  # SIGSTOP
@@ -126,7 +137,7 @@ def test_a_home_too_deep_to_unpack_is_archived_up_to_the_limit_and_the_rest_name
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w") as tar:
         left_out = nf.add_tree(tar, home, "home")
-    assert left_out == ["home" + "/d" * (nf.MAX_DEPTH + 1)]
+    assert left_out == ["home" + "/d" * nf.MAX_DEPTH + "/ (what it holds)"]
     data.seek(0)
     with tarfile.open(fileobj=data) as tar:
         assert max(m.name.count("/") for m in tar.getmembers()) == nf.MAX_DEPTH

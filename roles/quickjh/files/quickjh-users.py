@@ -20,7 +20,6 @@ import ctypes.util
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tarfile
@@ -299,8 +298,20 @@ def archive_home(name: str) -> str:
     target = archives / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
     with tarfile.open(target, "w:gz") as tar:
         left_out = add_tree(tar, HOME_ROOT / name, name)
-    shutil.rmtree(HOME_ROOT / name)  # rmtree never follows links out of the tree
+    remove_tree(HOME_ROOT / name)
     return str(target) + (f" (left out: {', '.join(left_out[:5])})" if left_out else "")
+
+
+def remove_tree(path: Path | str) -> None:
+    """rm -rf: never follows a link out of the tree, nor leaves its file system, however deep the tree is."""
+    run("rm", "-rf", "--one-file-system", "--", str(path))
+
+
+def forget_uid(uid: int) -> None:
+    """What a removed UID leaves outside its home (kernels' keys, temp files): a new user may get that UID."""
+    remove_tree(f"/run/user/{uid}")
+    subprocess.run(["find", "/tmp", "/var/tmp", "/dev/shm", "-xdev", "-depth", "-uid", str(uid), "-delete"],
+                   check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def lock(names: list[str]) -> dict[str, str]:
@@ -334,7 +345,7 @@ def apply_one(c: Change, accounts: dict[str, Account]) -> None:
         if "removed" in c.what:
             end_processes(accounts[c.name].uid)  # locked before the hub was told
             run("userdel", c.name)
-            shutil.rmtree(f"/run/user/{accounts[c.name].uid}", ignore_errors=True)  # kernels' keys: not for a new UID
+            forget_uid(accounts[c.name].uid)
         if c.archive_home:
             c.what[-1] = "home archived to " + archive_home(c.name)
 
@@ -532,9 +543,15 @@ def save() -> bool:
     if target.exists() and target.read_text() == data:
         return False
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
-    with open(fd, "w") as out:
-        out.write(data)
-    os.replace(tmp, target)
+    try:
+        with open(fd, "w") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return True
 
 

@@ -6,6 +6,7 @@ process that has become the user. quickjh-users and quickjh-backup import it (it
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -92,13 +93,21 @@ def status_of(pid: str, proc: Path = Path("/proc")) -> tuple[set[int], str]:
 
 
 def processes_of(uid: int, proc: Path = Path("/proc")) -> list[int]:
-    """Live (not zombie) processes that hold uid as any of their UIDs."""
+    """Processes with a live thread that holds uid as any of its UIDs (a process whose first thread has exited
+    shows as a zombie while its other threads run: each thread is looked at)."""
     found = []
     for entry in os.listdir(proc):
-        if entry.isdigit():
-            uids, state = status_of(entry, proc)
+        if not entry.isdigit():
+            continue
+        try:
+            tasks = os.listdir(proc / entry / "task")
+        except OSError:
+            continue  # gone
+        for task in tasks:
+            uids, state = status_of(f"{entry}/task/{task}", proc)
             if uid in uids and state not in ("Z", "X", ""):
                 found.append(int(entry))
+                break
     return found
 
 
@@ -106,12 +115,17 @@ def signal_if_uid(pid: int, uid: int, signum: int) -> None:
     """Signal pid only while it is still uid's: the pidfd pins the process, so a reused PID is never hit."""
     try:
         fd = os.pidfd_open(pid)
-    except OSError:
+    except ProcessLookupError:
         return  # gone
+    except OSError:  # no pidfds (a kernel before 5.3, an old seccomp profile): the PID, checked just before
+        if uid in status_of(str(pid))[0]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        return
     try:
         if uid in status_of(str(pid))[0]:
             signal.pidfd_send_signal(fd, signum)
-    except OSError:
+    except ProcessLookupError:
         pass
     finally:
         os.close(fd)
@@ -181,7 +195,9 @@ def add_folder(tar: tarfile.TarFile, fd: int, arcname: str, skip: Callable[[str]
     for name in sorted(os.listdir(fd)):
         child = f"{arcname}/{name}"
         if depth >= MAX_DEPTH or len(os.fsencode(child)) > MAX_PATH:
-            left_out.append(child)
+            left_out.append(f"{arcname}/ (what it holds)" if depth >= MAX_DEPTH else child)
+            if depth >= MAX_DEPTH:
+                return
         elif not skip(child):
             add_child(tar, fd, name, child, skip, left_out, depth + 1)
 
@@ -202,7 +218,8 @@ def add_child(tar: tarfile.TarFile, parent: int, name: str, arcname: str, skip: 
         if err.errno in GONE:
             return  # gone or swapped for a link since the listing: left out, never followed
         if err.errno in (errno.EAGAIN, errno.EACCES, errno.EPERM):
-            left_out.append(arcname)  # a lease (EAGAIN), or a mount that refuses root
+            if len(left_out) < 1000:
+                left_out.append(arcname)  # a lease (EAGAIN), or a mount that refuses root
             return
         raise
     try:
