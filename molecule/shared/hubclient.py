@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
 import uuid
 
@@ -129,7 +130,8 @@ class HubUser:
     def _connect(self, path: str, timeout: float) -> websocket.WebSocket:
         url = f"{self.base}{path}".replace("http", "ws", 1)
         cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
-        sslopt = {"ca_certs": self.http.verify} if isinstance(self.http.verify, str) else {}
+        sslopt = {"ca_certs": self.http.verify} if isinstance(self.http.verify, str) else \
+            {} if self.http.verify else {"cert_reqs": ssl.CERT_NONE}
         return websocket.create_connection(url, cookie=cookies, timeout=timeout, sslopt=sslopt)
 
     def _execute(self, kernel_id: str, code: str, timeout: float) -> str:

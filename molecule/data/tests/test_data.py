@@ -52,17 +52,17 @@ def state_db(hub, path: str) -> str:
     return out.output.decode().strip()
 
 
-def log_in(hub_url: str, name: str, password: str) -> HubUser:
-    user = HubUser(hub_url, name, verify=False)  # the hub's own certificate, which a restore brings back
+def log_in(hub_url: str, verify: str, name: str, password: str) -> HubUser:
+    user = HubUser(hub_url, name, verify=verify)  # the hub's own certificate: a restore brings it back
     user.login(password)
     user.start_server()
     return user
 
 
-def check_everyone(hub_url: str, every_password: dict[str, str]) -> None:
+def check_everyone(hub_url: str, every_password: dict[str, str], verify) -> None:
     """Each user logs in with their password, finds their file, and user1's own kernel runs."""
     for name, password in every_password.items():
-        user = log_in(hub_url, name, password)
+        user = log_in(hub_url, verify, name, password)
         assert user.run(READ) == FILES[name]
         if name == "user1":
             assert user.run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
@@ -76,7 +76,7 @@ def backup(settings) -> Path:
     return archive
 
 
-def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, settings, hub_url, passwords):
+def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, settings, hub_url, passwords, verify):
     assert hub_version(hub_url).startswith("5.")
     container = hub()
     # user2 is added from a terminal, with a password only the container knows (as `sudo quickjh-adduser` does).
@@ -84,7 +84,7 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, setti
                                 " && quickjh-users save"])
     assert added.exit_code == 0, added.output
     for name, text in FILES.items():
-        user = log_in(hub_url, name, USER2_PASSWORD if name == "user2" else passwords[name])
+        user = log_in(hub_url, verify, name, USER2_PASSWORD if name == "user2" else passwords[name])
         user.run(f"open('mine.txt', 'w').write({text!r})")
         if name == "user1":
             user.terminal("python -m ipykernel install --user --name mine --display-name Mine")
@@ -94,7 +94,7 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, setti
 
 
 def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_files_kernels(
-        hub, hub_url, every_password):
+        hub, hub_url, every_password, verify):
     old_schema = state_db(hub, "/srv/jupyterhub/jupyterhub.sqlite")
     old_image = hub().image.id
     started = time.monotonic()
@@ -115,14 +115,14 @@ def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_f
     assert user1.model()["name"] == "user1"
     user1.start_server()
     assert user1.run(READ) == FILES["user1"]
-    check_everyone(hub_url, every_password)
+    check_everyone(hub_url, every_password, verify)
 
     again = converge(*NEW)
     assert "changed=0" in again.stdout, again.stdout[-2000:]
 
 
-def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings, hub_url, every_password):
-    busy = log_in(hub_url, "user1", every_password["user1"])  # a running server: the hub writes its database
+def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings, hub_url, every_password, verify):
+    busy = log_in(hub_url, verify, "user1", every_password["user1"])  # a running server: the hub writes its database
     started = time.monotonic()
     archive = archives["new"] = backup(settings)
     elapsed = time.monotonic() - started
@@ -150,7 +150,7 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
 
 
 def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
-        client, hub, settings, hub_url, every_password):
+        client, hub, settings, hub_url, every_password, verify):
     converge(*NEW, "-e", "quickjh_state=absent")
     with pytest.raises(docker.errors.NotFound):
         hub()
@@ -164,11 +164,11 @@ def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
     assert "not empty" in said and "quickjh_purge_volumes" in said
 
     converge(*NEW)
-    check_everyone(hub_url, every_password)
+    check_everyone(hub_url, every_password, verify)
 
 
 def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_files_and_kernels(
-        client, settings, hub_url, every_password):
+        client, settings, hub_url, every_password, verify):
     archive = archives["new"]
     refused = project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}", ok=False)
     assert f"A container named {settings['quickjh_container_name']} exists" in refused.stdout + refused.stderr
@@ -183,17 +183,17 @@ def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_
     project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}")
     print(f"restore and start: {time.monotonic() - started:.0f} s")
     assert kept["user1"].model()["name"] == "user1"  # a browser logged in before the backup still is
-    check_everyone(hub_url, every_password)
+    check_everyone(hub_url, every_password, verify)
 
 
-def test_a_backup_of_the_older_jupyterhub_restores_into_the_new_one(hub, hub_url, every_password):
+def test_a_backup_of_the_older_jupyterhub_restores_into_the_new_one(hub, hub_url, every_password, verify):
     converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
     project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archives['old']}")
     assert hub_version(hub_url) == NEW_VERSION
     log = hub().logs().decode()
     assert "database copied to /srv/jupyterhub/db-backups/" in log and "Upgrading sqlite" in log
     assert kept["user1"].model()["name"] == "user1"
-    check_everyone(hub_url, every_password)
+    check_everyone(hub_url, every_password, verify)
 
 
 def test_uninstall_with_image_and_volumes_leaves_only_the_backups(client, hub, settings):
