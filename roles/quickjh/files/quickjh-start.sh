@@ -28,6 +28,9 @@ if [ -s "$db" ] && [ "$(cat "$stamp" 2>/dev/null)" != "${QUICKJH_IMAGE:-}" ]; th
   jupyterhub upgrade-db --config /etc/jupyterhub/jupyterhub_config.py || exit 1
 fi
 echo "${QUICKJH_IMAGE:-}" > "$stamp"
+# A proxy pid file left by the container's previous life (a crash, a kill -9) names a PID that, in this new
+# container, is some other process: JupyterHub would kill it as a stale proxy, and this start would fail.
+rm -f "$QUICKJH_STATE/jupyterhub-proxy.pid"
 ( while sleep 10; do /usr/local/sbin/quickjh-users save; done ) &
 saver=$!
 "$@" &
