@@ -59,8 +59,10 @@ class HubUser:
             reply.raise_for_status()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            server = self.model().get("servers", {}).get("", {})
-            if server.get("ready"):
+            server = self.model().get("servers", {}).get("")
+            if server is None:  # it was being stopped (the idle culler) when asked: ask again
+                self.hub_api("POST", f"/users/{self.name}/server")
+            elif server.get("ready"):
                 break
             time.sleep(0.5)
         else:
