@@ -46,7 +46,7 @@ class HubUser:
 
     def hub_api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"X-XSRFToken": self.xsrf("/hub/")}
-        return self.http.request(method, f"{self.base}/hub/api{path}", headers=headers, timeout=30, **kwargs)
+        return self.http.request(method, f"{self.base}/hub/api{path}", headers=headers, **{"timeout": 30, **kwargs})
 
     def model(self) -> dict:
         reply = self.hub_api("GET", f"/users/{self.name}")
@@ -59,6 +59,7 @@ class HubUser:
             reply.raise_for_status()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._follow_progress(deadline - time.monotonic())
             server = self.model().get("servers", {}).get("")
             if server is None:  # it was being stopped (the idle culler) when asked: ask again
                 self.hub_api("POST", f"/users/{self.name}/server")
@@ -69,6 +70,15 @@ class HubUser:
             raise TimeoutError(f"{self.name}: server not ready after {timeout} s")
         # Follow the OAuth dance like a browser opening the server: it sets the server's cookies.
         self.http.get(f"{self.base}/user/{self.name}/lab", timeout=30).raise_for_status()
+
+    def _follow_progress(self, timeout: float) -> None:
+        """Read the spawn's progress events, as the hub's spawn page does, until the last one (ready or failed)."""
+        with self.hub_api("GET", f"/users/{self.name}/server/progress", stream=True,
+                          timeout=(30, max(timeout, 1))) as reply:
+            for line in reply.iter_lines() if reply.ok else ():
+                if line.startswith(b"data:") and {"ready", "failed"} & {
+                        k for k, v in json.loads(line[5:]).items() if v is True}:
+                    return
 
     def stop_server(self, timeout: float = 60) -> None:
         self.hub_api("DELETE", f"/users/{self.name}/server")
