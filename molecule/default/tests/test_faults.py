@@ -1,9 +1,15 @@
-"""Faults: the hub process killed, a build that fails. The hub comes back by itself, or keeps serving untouched."""
+"""Faults: the hub process killed, a build that fails, the Docker daemon restarted, a run killed during the users
+sync. The hub comes back by itself or keeps serving untouched, and the next run converges."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import time
+from pathlib import Path
 
+import hubfixtures
 from hubfixtures import converge, wait_healthy
 
 
@@ -34,3 +40,60 @@ def test_a_build_that_fails_names_the_cause_and_leaves_the_hub_serving(settings,
     wait_healthy(hub_url)
     assert hub().id == container.id
     assert login("user1").run("print(6 * 7)").strip() == "42"
+
+
+def restart_docker_daemon() -> None:
+    """Stop the Docker daemon as a host shutdown does (SIGTERM: it stops the containers) and start it again."""
+    if subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0:
+        subprocess.run(["systemctl", "restart", "docker"], check=True)
+        return
+    pid = int(subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True, check=True).stdout)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    project = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
+    subprocess.run([str(project / "scripts" / "ensure-docker.sh")], check=True)
+
+
+def test_the_hub_is_back_after_the_docker_daemon_restarts(login, hub, hub_url):
+    login("user1").run("open('before-daemon-restart.txt', 'w').write('kept')")
+    container = hub()
+    started = time.monotonic()
+    restart_docker_daemon()
+    wait_healthy(hub_url)
+    print(f"Docker daemon restarted: hub answering after {time.monotonic() - started:.1f} s")
+    assert hub().id == container.id  # the same container, started again by its restart policy
+    assert login("user1").run("print(open('before-daemon-restart.txt').read())").strip() == "kept"
+
+
+def test_a_run_killed_during_the_users_sync_leaves_no_half_made_account(settings, hub, user):
+    listed = settings["quickjh_users"]
+    added = [{"name": f"mid{i:03d}", "password": f"mid-pw-{i:03d}"} for i in range(150)]
+    run = subprocess.Popen(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(Path(hubfixtures.__file__).parent / "converge.yml"),
+         "-e", json.dumps({"quickjh_users": listed + added})],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while hub().exec_run(["getent", "passwd", "mid020"]).exit_code != 0:
+        assert run.poll() is None and time.monotonic() < deadline, "the sync never started making accounts"
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # the controller dies, and the sync inside the container with it
+    hub().exec_run(["pkill", "-KILL", "-f", "quickjh-users sync"])
+    run.wait()
+    made = hub().exec_run(["sh", "-c", "getent passwd | grep -c '^mid'"]).output.decode().strip()
+    print(f"killed during the sync: {made} of 150 accounts made")
+    assert int(made) < 150, "the sync had finished: the kill came too late to test anything"
+    for check in (["pwck", "-r", "-q"], ["grpck", "-r"]):  # every account whole: passwd, shadow, group, gshadow
+        result = hub().exec_run(check)
+        assert result.exit_code == 0, (check, result.output.decode())
+
+    result = converge("-e", json.dumps({"quickjh_users": listed + added}))
+    assert "mid149: created" in result.stdout
+    for name in ("mid000", "mid149"):
+        mid = user(name)
+        mid.login(f"mid-pw-{name[3:]}")
+        mid.start_server()
+        assert mid.run("print(6 * 7)").strip() == "42"
+    converge("-e", json.dumps({"quickjh_users": listed}))
+    assert hub().exec_run(["getent", "passwd", "mid000"]).exit_code != 0

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Entry point of the quickjh image (tini is PID 1): bring back the accounts saved on the state volume, keep saving
-# them while the hub runs (users added in a terminal, passwords changed with `passwd`), save once more at stop.
+# each change while the hub runs (users added in a terminal, passwords changed with `passwd`), save once more at stop.
 # Job control (-m): without it bash starts background commands with SIGINT ignored, the hub's services inherit
 # that, and the hub's stop then waits on them until Docker kills it (and the save at stop below never runs).
 set -um
@@ -31,7 +31,7 @@ echo "${QUICKJH_IMAGE:-}" > "$stamp"
 # A proxy pid file left by the container's previous life (a crash, a kill -9) names a PID that, in this new
 # container, is some other process: JupyterHub would kill it as a stale proxy, and this start would fail.
 rm -f "$QUICKJH_STATE/jupyterhub-proxy.pid"
-( while sleep 10; do /usr/local/sbin/quickjh-users save; done ) &
+/usr/local/sbin/quickjh-users watch &
 saver=$!
 "$@" &
 hub=$!

@@ -7,6 +7,7 @@
   quickjh-users end NAME   end every process of a hub user at once (a runaway job, a fork bomb), as the sync does
                            when it demotes or removes that user
   quickjh-users save       copy the human accounts (UID_MIN..UID_MAX) to the state volume
+  quickjh-users watch      save them within half a second of any change (the image's entry point runs it)
   quickjh-users restore    put the saved accounts back into /etc after the container was (re)created
 
 The rules of the list (user_problems) run twice from this one file: on the controller, where the role's filter
@@ -15,11 +16,13 @@ the image's system python3.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -536,10 +539,24 @@ def merge(path: Path, saved: list[str], members: dict[str, list[str]] | None = N
     write_table(path, rows)
 
 
+@contextlib.contextmanager
+def accounts_lock():
+    """The lock useradd, usermod, chpasswd and passwd hold while they change the account files (lckpwdf, waiting
+    up to 15 s): a snapshot never sees half of a change, such as an account without its password line."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.lckpwdf() != 0:
+        raise OSError(ctypes.get_errno(), "the account files stay locked (lckpwdf)")
+    try:
+        yield
+    finally:
+        libc.ulckpwdf()
+
+
 def save() -> bool:
     """Write the snapshot to the state volume when it changed; True if written."""
     target = state_dir() / "accounts.json"
-    data = json.dumps(snapshot(), indent=1, sort_keys=True)
+    with accounts_lock():
+        data = json.dumps(snapshot(), indent=1, sort_keys=True)
     if target.exists() and target.read_text() == data:
         return False
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
@@ -553,6 +570,23 @@ def save() -> bool:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return True
+
+
+def watch(every: float = 0.5) -> None:
+    """Save within `every` seconds of any change to the account files, whoever made it (passwd or useradd in a
+    terminal, the sync): a container killed 2 s later keeps it. Stat calls only, while nothing changes."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopped: let save() remove its temporary file
+    files = [ETC / name for name in ("passwd", "shadow", "group", "gshadow")]
+    seen = None
+    while True:
+        now = [(st.st_ino, st.st_mtime_ns, st.st_size) for st in map(os.stat, files)]
+        if now != seen:
+            try:
+                save()
+                seen = now
+            except OSError as err:
+                print(f"quickjh-users watch: not saved, trying again: {err}", file=sys.stderr)
+        time.sleep(every)
 
 
 def human_rows(saved: list[str], table: Path, low: int, high: int) -> list[str]:
@@ -610,6 +644,8 @@ def main(argv: list[str]) -> int:
             print(f"{argv[2]}: every process ended")
         elif command == "save":
             save()
+        elif command == "watch":
+            watch()
         elif command == "restore":
             print(f"quickjh-users: restored {restore()} saved accounts", file=sys.stderr)
         else:
