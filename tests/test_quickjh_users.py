@@ -57,6 +57,19 @@ def test_unchanged_user_needs_nothing_and_no_crypt_when_on_create():
     assert qu.plan(users, accounts, {"user1": home(1001)}, verify=never) == []
 
 
+@pytest.mark.parametrize("never_set", ["!", "", "*"])
+def test_an_account_whose_password_was_never_set_gets_it_even_on_create(never_set):
+    # useradd made it, then the run was killed before chpasswd: the next run must finish the account.
+    accounts = {"user1": account("user1", 1001, hash_=never_set)}
+    changes = qu.plan([{"name": "user1", "password": "pw"}], accounts, {"user1": home(1001)}, verify=never)
+    assert [(c.what, c.password) for c in changes] == [(["password"], "pw")]
+
+
+def test_a_locked_account_keeps_its_password_on_create():
+    accounts = {"user1": account("user1", 1001, hash_="!$x$old")}
+    assert qu.plan([{"name": "user1", "password": "pw"}], accounts, {"user1": home(1001)}, verify=never) == []
+
+
 def test_password_policy_always_compares_with_crypt():
     accounts = {"user1": account("user1", 1001, hash_="$x$old")}
     users = [{"name": "user1", "password": "new", "update_password": "always"}]
@@ -174,3 +187,13 @@ def test_bytes_a_user_put_into_passwd_with_chfn_are_read_and_written_back_as_the
     assert qu.read_accounts(tmp_path)["ann"].uid == 1000
     qu.write_table(tmp_path / "passwd", qu.read_table(tmp_path / "passwd"))
     assert (tmp_path / "passwd").read_bytes() == b"ann:x:1000:1000:Ann,\xff\xfe,,:/home/ann:/bin/bash\n"
+
+
+def test_new_hashes_are_salted_yescrypt_that_crypt_verifies():
+    hashes = qu.hash_all({"ann": "pw-of-ann", "bob": "pw-of-ann"})
+    assert list(hashes) == ["ann", "bob"]
+    assert all(h.startswith("$y$") for h in hashes.values())
+    assert hashes["ann"] != hashes["bob"]  # same password, another salt
+    assert qu.crypt("pw-of-ann", hashes["ann"]) == hashes["ann"]
+    assert qu.crypt("pw-of-bob", hashes["ann"]) != hashes["ann"]
+    assert qu.crypt("pw", "not a setting") == ""

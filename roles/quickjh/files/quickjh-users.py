@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import re
@@ -30,6 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +45,7 @@ ADMIN_GROUP = "sudo"
 UID_RANGE = (1000, 60000)  # login.defs' UID_MIN and UID_MAX when it sets none (Debian's values)
 NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline in a password would be a second line for chpasswd
+NO_PASSWORD = frozenset({"", "!", "!!", "*", "!*"})  # shadow's password field of an account never given one
 CRYPT_HASH = re.compile(r"\$(y|gy|7|2[abxy]|6|5)\$[./A-Za-z0-9$=,]{8,}")
 # Names a listed user may not take: the accounts and groups of the image (Debian's base) and the hub's own groups.
 RESERVED = frozenset("""
@@ -185,13 +188,43 @@ def read_homes(root: Path = HOME_ROOT) -> dict[str, Home]:
     return homes
 
 
-def crypt(password: str, setting: str) -> str:
-    """libcrypt's crypt(3): the same hashing PAM uses to check a login."""
+@functools.cache
+def libcrypt() -> ctypes.CDLL:
+    """libxcrypt, PAM's own hashing, through its thread-safe calls (loaded when first used: the controller, which
+    imports this file for its rules, may have none)."""
     lib = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
-    lib.crypt.restype = ctypes.c_char_p
-    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    result = lib.crypt(password.encode(), setting.encode())
+    lib.crypt_rn.restype = ctypes.c_char_p
+    lib.crypt_rn.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+    lib.crypt_gensalt_rn.restype = ctypes.c_char_p
+    lib.crypt_gensalt_rn.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int,
+                                     ctypes.c_void_p, ctypes.c_int]
+    return lib
+
+
+def crypt(password: str, setting: str) -> str:
+    """crypt(3): the hash PAM compares with at login ("" when the setting is not one libcrypt knows)."""
+    data = ctypes.create_string_buffer(32768)  # struct crypt_data
+    result = libcrypt().crypt_rn(password.encode(), setting.encode(), data, len(data))
     return result.decode() if result else ""
+
+
+def new_hash(password: str) -> str:
+    """A new hash of password with a random salt, by libcrypt's default method and cost (yescrypt here: what
+    passwd and chpasswd make)."""
+    setting = ctypes.create_string_buffer(128)
+    if not libcrypt().crypt_gensalt_rn(None, 0, None, 0, setting, len(setting)):
+        raise OSError("crypt_gensalt found no hashing method")
+    hashed = crypt(password, setting.value.decode())
+    if not hashed.startswith("$"):
+        raise OSError(f"crypt failed with setting {setting.value.decode()!r}")
+    return hashed
+
+
+def hash_all(passwords: dict[str, str]) -> dict[str, str]:
+    """New hashes of these passwords, by name, on every core at once (ctypes lets go of the GIL while libcrypt
+    works): about 25 ms of CPU each. The passwords never leave this process."""
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        return dict(zip(passwords, pool.map(new_hash, passwords.values())))
 
 
 def password_differs(user: dict, account: Account, verify=crypt) -> bool:
@@ -267,7 +300,9 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
             change.what.append("groups")
         if account.shell != shell:
             change.what.append("shell")
-        if user.get("update_password", "on_create") == "always" and password_differs(user, account, verify):
+        never_set = account.hash in NO_PASSWORD  # made, then the run was killed before its passwords were set
+        if (user.get("update_password", "on_create") == "always" or never_set) \
+                and password_differs(user, account, verify):
             change.what.append("password")
             change.password, change.password_hash = user.get("password"), user.get("password_hash")
         home = homes.get(name)
@@ -290,8 +325,8 @@ def ensure_groups(groups: set[str]) -> None:
 
 
 def fix_home(name: str) -> None:
-    account = read_accounts()[name]
-    make_home(HOME_ROOT / name, account.uid, account.gid)
+    uid, gid = next((int(r[2]), int(r[3])) for r in read_table(ETC / "passwd") if r[0] == name and len(r) >= 7)
+    make_home(HOME_ROOT / name, uid, gid)
 
 
 def archive_home(name: str) -> str:
@@ -359,7 +394,8 @@ def apply(changes: list[Change], failed: dict[str, str] | None = None) -> dict[s
     ensure_groups(set().union(*(c.groups for c in changes)) if changes else set())
     accounts = read_accounts()
     failed = dict(failed or {})
-    plain, hashed = [], []
+    plain: dict[str, str] = {}
+    hashed: dict[str, str] = {}
     for c in changes:
         if c.name in failed:
             continue
@@ -372,13 +408,12 @@ def apply(changes: list[Change], failed: dict[str, str] | None = None) -> dict[s
         if c.action == "create" and c.name in failed and c.name not in read_accounts():
             continue  # no account: no password to set
         if c.password_hash:
-            hashed.append(f"{c.name}:{c.password_hash}")
+            hashed[c.name] = c.password_hash
         elif c.password is not None:
-            plain.append(f"{c.name}:{c.password}")
-    if plain:
-        run("chpasswd", stdin="\n".join(plain) + "\n")
+            plain[c.name] = c.password
+    hashed.update(hash_all(plain))  # one chpasswd for all: it rewrites /etc/shadow once, not once per user
     if hashed:
-        run("chpasswd", "--encrypted", stdin="\n".join(hashed) + "\n")
+        run("chpasswd", "--encrypted", stdin="".join(f"{name}:{value}\n" for name, value in hashed.items()))
     return failed
 
 
