@@ -46,6 +46,26 @@ def test_a_new_certificate_restarts_the_hub_without_a_rebuild(settings, hub, hub
     assert "hub.example.test" in names()
 
 
+def test_a_certificate_due_within_30_days_is_renewed_by_the_next_run(settings, hub_url):
+    import datetime
+    from pathlib import Path
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    tls = Path(settings["quickjh_config_dir"]) / "tls"
+    key = serialization.load_pem_private_key((tls / "hub.key").read_bytes(), None)
+    current = x509.load_pem_x509_certificate((tls / "hub.crt").read_bytes())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    due = (x509.CertificateBuilder().subject_name(current.subject).issuer_name(current.subject)
+           .public_key(key.public_key()).serial_number(x509.random_serial_number())
+           .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=10))
+           .add_extension(current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, False)
+           .sign(key, hashes.SHA256()))
+    (tls / "hub.crt").write_bytes(due.public_bytes(serialization.Encoding.PEM))  # same key and names, 10 days left
+    converge()
+    wait_healthy(hub_url)
+    assert certificate(settings).not_valid_after_utc > now + datetime.timedelta(days=800)
+
+
 def test_bad_certificate_files_are_refused_before_anything_changes(settings, hub, tmp_path):
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
