@@ -2,7 +2,8 @@
 """Benchmark of a team arriving together: N users at once, each logs in as a browser does, starts the server,
 starts a kernel over its websocket, runs code, checks the output and stops (molecule/shared/crowd.py). First one
 user alone, 5 times. Prints ok/failed, the wall time, p50/p95 of login, spawn and login-to-output, and the peak
-memory of the hub process and of the whole container. Runs on the bench hub (bench/benchhub.py), removed at the end.
+memory of the hub process and of the whole container. It measures quickjh's hub (bench/benchhub.py), then the
+bare hub of the seed recipe built from the same base and versions (bench/barehub.py), and removes both.
 
   .venv/bin/python bench/load.py [COUNTS...]      (default: 20 50; needs `make deploy`'s set-up)
 """
@@ -11,10 +12,13 @@ from __future__ import annotations
 import statistics
 import sys
 import threading
+import time
 from pathlib import Path
 
 import docker
+import requests
 
+import barehub
 from benchhub import CERT, URL, clean, playbook, users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "molecule" / "shared"))
@@ -35,14 +39,39 @@ class PeakMemory:
             if self.done.is_set():
                 return
 
-    def hub(self) -> str:
-        out = self.container.exec_run(["sh", "-c", "grep VmHWM /proc/$(pgrep -of 'bin/jupyterhub ')/status"]).output
-        return out.decode().split(":")[-1].strip()
-
     def stop(self) -> str:
         self.done.set()
         self.thread.join(5)
-        return f"hub process peak {self.hub()}, container peak {self.peak / 2**20:.0f} MiB"
+        hub = self.container.exec_run(["sh", "-c", "grep VmHWM /proc/$(pgrep -of 'bin/jupyterhub ')/status"])
+        return f"hub process peak {int(hub.output.split()[1]) // 1024} MiB, container peak {self.peak >> 20} MiB"
+
+
+def wait_healthy(url: str, verify: bool | str) -> None:
+    for _ in range(120):
+        try:
+            if requests.get(f"{url}/hub/health", verify=verify, timeout=5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    sys.exit(f"{url} did not answer")
+
+
+def measure(label: str, url: str, verify: bool | str, container: str, passwords: dict[str, str],
+            counts: list[int]) -> None:
+    wait_healthy(url, verify)
+    hub = docker.from_env().containers.get(container)
+    first = dict([next(iter(passwords.items()))])
+    alone = [arrive_together(url, verify, first)[0][0] for _ in range(5)]
+    print(f"{label}, one user alone, 5 times: login to output median "
+          f"{statistics.median(a.output or float('inf') for a in alone):.1f} s "
+          f"({', '.join(f'{a.output:.1f}' if a.ok else a.error for a in alone)})", flush=True)
+    for count in counts:
+        memory = PeakMemory(hub)
+        arrivals, wall = arrive_together(url, verify, dict(list(passwords.items())[:count]))
+        print(f"{label}, {count} users at once: {summary(arrivals, wall)}; {memory.stop()}", flush=True)
+        for failed in (a for a in arrivals if not a.ok):
+            print(f"  {failed.name}: {failed.error}", flush=True)
 
 
 def main(counts: list[int]) -> None:
@@ -51,19 +80,13 @@ def main(counts: list[int]) -> None:
     try:
         clean()
         playbook(listed)
-        hub = docker.from_env().containers.get("quickjh-bench")
-        alone = [arrive_together(URL, CERT, dict([next(iter(passwords.items()))]))[0][0] for _ in range(5)]
-        print(f"one user alone, 5 times: login to output median "
-              f"{statistics.median(a.output or float('nan') for a in alone):.1f} s "
-              f"({', '.join(f'{a.output:.1f}' if a.ok else a.error for a in alone)})", flush=True)
-        for count in counts:
-            memory = PeakMemory(hub)
-            arrivals, wall = arrive_together(URL, CERT, dict(list(passwords.items())[:count]))
-            print(f"{count} users at once: {summary(arrivals, wall)}; {memory.stop()}", flush=True)
-            for failed in (a for a in arrivals if not a.ok):
-                print(f"  {failed.name}: {failed.error}", flush=True)
+        measure("quickjh", URL, CERT, "quickjh-bench", passwords, counts)
+        clean()
+        barehub.start(passwords)
+        measure("bare hub", barehub.URL, False, barehub.NAME, passwords, counts)
     finally:
         clean(image=True)
+        barehub.stop(image=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ BAD_USERS = [
     ([{"name": "neither"}], "user 'neither' needs exactly one of password and password_hash"),
     ([{"name": "samename", "password": "samename"}], "user 'samename' has a password equal to the user name"),
     ([{"name": "shorty", "password": "abc1234"}], "user 'shorty' has a password shorter than 8 characters"),
+    ([{"name": "longy", "password": "é" * 257}], "user 'longy' has a password longer than 512 bytes"),
     ([{"name": "hashy", "password_hash": "plaintext"}], "user 'hashy' has a password_hash that is not a crypt(3) hash"),
     ([{"name": "hashnl", "password_hash": "$6$abcdefgh$xyz\n"}], "user 'hashnl' has a password_hash that is not"),
     ([{"name": "lowuid", "password": OK_PW, "uid": 999}], "user 'lowuid' has uid 999, outside 1000-60000"),

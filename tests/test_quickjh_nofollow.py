@@ -14,7 +14,8 @@ import pytest
 
 import quickjh_nofollow as nf
 
-UID = 54321  # a UID no account of this machine has
+# A UID no account of this machine has, its own per run: two runs at once must not signal each other's processes.
+UID = 54000 + os.getpid() % 1000
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changes owners and becomes another user: needs root")
 
 

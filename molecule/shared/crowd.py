@@ -34,7 +34,7 @@ def arrive(base: str, verify: bool | str, name: str, password: str, barrier: thr
            stop: bool = True) -> Arrival:
     arrival = Arrival(name)
     user = HubUser(base, name, verify=verify)
-    barrier.wait()
+    barrier.wait(timeout=120)
     began = time.monotonic()
     try:
         user.login(password)

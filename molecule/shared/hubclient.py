@@ -73,12 +73,15 @@ class HubUser:
 
     def _follow_progress(self, timeout: float) -> None:
         """Read the spawn's progress events, as the hub's spawn page does, until the last one (ready or failed)."""
-        with self.hub_api("GET", f"/users/{self.name}/server/progress", stream=True,
-                          timeout=(30, max(timeout, 1))) as reply:
-            for line in reply.iter_lines() if reply.ok else ():
-                if line.startswith(b"data:") and {"ready", "failed"} & {
-                        k for k, v in json.loads(line[5:]).items() if v is True}:
-                    return
+        try:
+            with self.hub_api("GET", f"/users/{self.name}/server/progress", stream=True,
+                              timeout=(30, min(max(timeout, 1), 60))) as reply:
+                for line in reply.iter_lines() if reply.ok else ():
+                    if line.startswith(b"data:") and {"ready", "failed"} & {
+                            k for k, v in json.loads(line[5:]).items() if v is True}:
+                        return
+        except requests.RequestException:
+            pass  # a stream cut short: the caller asks the user model
 
     def stop_server(self, timeout: float = 60) -> None:
         self.hub_api("DELETE", f"/users/{self.name}/server")

@@ -45,6 +45,7 @@ ADMIN_GROUP = "sudo"
 UID_RANGE = (1000, 60000)  # login.defs' UID_MIN and UID_MAX when it sets none (Debian's values)
 NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # a newline in a password would be a second line for chpasswd
+MAX_PASSWORD_BYTES = 512  # libxcrypt's CRYPT_MAX_PASSPHRASE_SIZE
 NO_PASSWORD = frozenset({"", "!", "!!", "*", "!*"})  # shadow's password field of an account never given one
 CRYPT_HASH = re.compile(r"\$(y|gy|7|2[abxy]|6|5)\$[./A-Za-z0-9$=,]{8,}")
 # Names a listed user may not take: the accounts and groups of the image (Debian's base) and the hub's own groups.
@@ -121,6 +122,8 @@ def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, mi
         out += [f"{who} has a {key} with a control character (a newline, a tab, ...)"
                 for key, value in (("password", password), ("password_hash", hash_))
                 if value is not None and CONTROL.search(value)]
+        if password is not None and len(password.encode()) > MAX_PASSWORD_BYTES:
+            out.append(f"{who} has a password longer than {MAX_PASSWORD_BYTES} bytes (libcrypt hashes no longer one)")
         if password is not None and not allow_weak_passwords:
             if password == name:
                 out.append(f"{who} has a password equal to the user name")
@@ -223,7 +226,10 @@ def new_hash(password: str) -> str:
 def hash_all(passwords: dict[str, str]) -> dict[str, str]:
     """New hashes of these passwords, by name, on every core at once (ctypes lets go of the GIL while libcrypt
     works): about 25 ms of CPU each. The passwords never leave this process."""
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+    if not passwords:
+        return {}
+    # Each yescrypt hash holds 16 MiB while it runs: a few at once, whatever the host's count of cores.
+    with ThreadPoolExecutor(min(len(passwords), len(os.sched_getaffinity(0)), 4)) as pool:
         return dict(zip(passwords, pool.map(new_hash, passwords.values())))
 
 
@@ -325,8 +331,10 @@ def ensure_groups(groups: set[str]) -> None:
 
 
 def fix_home(name: str) -> None:
-    uid, gid = next((int(r[2]), int(r[3])) for r in read_table(ETC / "passwd") if r[0] == name and len(r) >= 7)
-    make_home(HOME_ROOT / name, uid, gid)
+    ids = next(((int(r[2]), int(r[3])) for r in read_table(ETC / "passwd") if r[0] == name and len(r) >= 7), None)
+    if ids is None:
+        raise OSError(f"{name} has no line in /etc/passwd")
+    make_home(HOME_ROOT / name, *ids)
 
 
 def archive_home(name: str) -> str:
@@ -588,22 +596,23 @@ def accounts_lock():
 
 
 def save() -> bool:
-    """Write the snapshot to the state volume when it changed; True if written."""
+    """Write the snapshot to the state volume when it changed; True if written. The lock is held until the file is
+    in place: a slower writer never puts an older snapshot over a newer one."""
     target = state_dir() / "accounts.json"
     with accounts_lock():
         data = json.dumps(snapshot(), indent=1, sort_keys=True)
-    if target.exists() and target.read_text() == data:
-        return False
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
-    try:
-        with open(fd, "w") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if target.exists() and target.read_text() == data:
+            return False
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
+        try:
+            with open(fd, "w") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return True
 
 
@@ -614,13 +623,13 @@ def watch(every: float = 0.5) -> None:
     files = [ETC / name for name in ("passwd", "shadow", "group", "gshadow")]
     seen = None
     while True:
-        now = [(st.st_ino, st.st_mtime_ns, st.st_size) for st in map(os.stat, files)]
-        if now != seen:
-            try:
+        try:
+            now = [(st.st_ino, st.st_mtime_ns, st.st_size) for st in map(os.stat, files)]
+            if now != seen:
                 save()
                 seen = now
-            except OSError as err:
-                print(f"quickjh-users watch: not saved, trying again: {err}", file=sys.stderr)
+        except Exception as err:  # noqa: BLE001 (the watcher must outlive any one bad moment: it says so, goes on)
+            print(f"quickjh-users watch: not saved, trying again: {err!r}", file=sys.stderr)
         time.sleep(every)
 
 
