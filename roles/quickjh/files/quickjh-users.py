@@ -596,23 +596,24 @@ def accounts_lock():
 
 
 def save() -> bool:
-    """Write the snapshot to the state volume when it changed; True if written. The lock is held until the file is
-    in place: a slower writer never puts an older snapshot over a newer one."""
+    """Write the snapshot to the state volume when it changed; True if written. The lock is held while reading
+    only: a sync's useradd waits for no disk. (A slower writer may put an older snapshot back; the watcher sees the
+    files changed since its own read and saves again within half a second.)"""
     target = state_dir() / "accounts.json"
     with accounts_lock():
         data = json.dumps(snapshot(), indent=1, sort_keys=True)
-        if target.exists() and target.read_text() == data:
-            return False
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
-        try:
-            with open(fd, "w") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if target.exists() and target.read_text() == data:
+        return False
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
+    try:
+        with open(fd, "w") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return True
 
 
