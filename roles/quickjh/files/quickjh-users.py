@@ -224,8 +224,8 @@ def new_hash(password: str) -> str:
 
 
 def hash_all(passwords: dict[str, str]) -> dict[str, str]:
-    """New hashes of these passwords, by name, on every core at once (ctypes lets go of the GIL while libcrypt
-    works): about 25 ms of CPU each. The passwords never leave this process."""
+    """New hashes of these passwords, by name, up to 4 at once on the cores there are (ctypes lets go of the GIL
+    while libcrypt works): about 25 ms of CPU each. The passwords never leave this process."""
     if not passwords:
         return {}
     # Each yescrypt hash holds 16 MiB while it runs: a few at once, whatever the host's count of cores.
