@@ -27,10 +27,10 @@ def users(count: int) -> list[dict]:
     return [{"name": f"bench{i:04d}", "password": f"bench-pw-{i:04d}"} for i in range(count)]
 
 
-def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
+def playbook(listed: list[dict]) -> tuple[float, float, str]:
     """Run the playbook with these users; return its wall time, the sync task's time and its recap line."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as extra:
-        json.dump(dict(NAMES, quickjh_users=listed, **settings), extra)
+        json.dump(dict(NAMES, quickjh_users=listed), extra)
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     start = time.monotonic()
     out = subprocess.run(["ansible-playbook", "-i", "inventory.example", "playbook.yml", "-e", f"@{extra.name}"],

@@ -13,17 +13,16 @@ from __future__ import annotations
 import statistics
 import sys
 import threading
-import time
 from pathlib import Path
 
 import docker
-import requests
 
 import barehub
 from benchhub import CERT, URL, clean, playbook, users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "molecule" / "shared"))
 from crowd import arrive_together, summary  # noqa: E402
+from hubclient import wait_healthy  # noqa: E402
 
 
 class PeakMemory:
@@ -49,20 +48,9 @@ class PeakMemory:
         return f"hub process peak {int(peak) >> 10} MiB, container peak {self.peak >> 20} MiB"
 
 
-def wait_healthy(url: str, verify: bool | str) -> None:
-    for _ in range(120):
-        try:
-            if requests.get(f"{url}/hub/health", verify=verify, timeout=5).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    sys.exit(f"{url} did not answer")
-
-
 def measure(label: str, url: str, verify: bool | str, container: str, passwords: dict[str, str],
             counts: list[int]) -> None:
-    wait_healthy(url, verify)
+    wait_healthy(url)
     hub = docker.from_env().containers.get(container)
     first = dict([next(iter(passwords.items()))])
     alone = [arrive_together(url, verify, first)[0][0] for _ in range(5)]

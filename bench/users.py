@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Benchmark of the users sync: for 10, 100 and 500 users, time the first sync (all created), a no-op run of the
 whole playbook, and a run where one password changed; beside them, the bare way in the same container: a shell
-loop of useradd, then one chpasswd, and each user's ~/notebook, as an admin would type it. Runs on this machine's Docker under bench-only names
-(container quickjh-bench, port 18100, its own volumes and folders) and removes them at the end.
+loop of useradd and each user's ~/notebook, then one chpasswd, as an admin would type it. Runs on this machine's
+Docker under bench-only names (container quickjh-bench, port 18100, its own volumes and folders) and removes them
+at the end.
 
   .venv/bin/python bench/users.py [COUNTS...]      (default: 10 100 500; needs `make deploy`'s set-up)
 """

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hubclient import HubUser
 
@@ -23,15 +22,13 @@ class Arrival:
     spawn: float | None = None  # the server's start: asked for, until ready and opened
     output: float | None = None  # from the login form to the code's output
     error: str = ""
-    steps: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.output is not None and not self.error
 
 
-def arrive(base: str, verify: bool | str, name: str, password: str, barrier: threading.Barrier,
-           stop: bool = True) -> Arrival:
+def arrive(base: str, verify: bool | str, name: str, password: str, barrier: threading.Barrier) -> Arrival:
     arrival = Arrival(name)
     user = HubUser(base, name, verify=verify)
     barrier.wait(timeout=120)
@@ -48,23 +45,20 @@ def arrive(base: str, verify: bool | str, name: str, password: str, barrier: thr
         arrival.output = time.monotonic() - began
     except Exception as failed:  # noqa: BLE001 (every failure is a user's failure: reported, not raised)
         arrival.error = f"{type(failed).__name__}: {failed}"[:300]
-        arrival.steps = traceback.format_exc().splitlines()[-3:]
     finally:
-        if stop:
-            try:
-                user.stop_server()
-            except Exception:  # noqa: BLE001
-                pass
+        try:
+            user.stop_server()
+        except Exception:  # noqa: BLE001
+            pass
     return arrival
 
 
-def arrive_together(base: str, verify: bool | str, passwords: dict[str, str], stop: bool = True,
-                    ) -> tuple[list[Arrival], float]:
+def arrive_together(base: str, verify: bool | str, passwords: dict[str, str]) -> tuple[list[Arrival], float]:
     """All these users at once; return each one's times and the wall time until the last one's output."""
     barrier = threading.Barrier(len(passwords))
     with ThreadPoolExecutor(len(passwords)) as pool:
         started = time.monotonic()
-        futures = [pool.submit(arrive, base, verify, name, pw, barrier, stop) for name, pw in passwords.items()]
+        futures = [pool.submit(arrive, base, verify, name, pw, barrier) for name, pw in passwords.items()]
         arrivals = [f.result() for f in futures]
     outputs = [a.output for a in arrivals if a.output is not None]
     return arrivals, max(outputs) if outputs else time.monotonic() - started

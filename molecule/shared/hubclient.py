@@ -15,6 +15,19 @@ import requests
 import websocket
 
 
+def wait_healthy(hub_url: str, timeout: float = 120) -> None:
+    """Wait until the hub answers /hub/health (any certificate: this only waits, it sends nothing secret)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{hub_url}/hub/health", timeout=5, verify=False).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    raise TimeoutError(f"{hub_url} not healthy after {timeout} s")
+
+
 class LoginFailed(Exception):
     pass
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import docker
 import pytest
-import requests
 
-from hubclient import HubUser
+from hubclient import HubUser, wait_healthy  # noqa: F401 (the tests import wait_healthy from here)
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +61,6 @@ def login(hub_url, passwords, verify):
             user.start_server()
         return user
     return _login
-
-
-def wait_healthy(hub_url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{hub_url}/hub/health", timeout=5, verify=False).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"{hub_url} not healthy after {timeout} s")
 
 
 def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
