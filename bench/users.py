@@ -16,7 +16,7 @@ import time
 from benchhub import NAMES, clean, playbook, users
 
 BARE = """for i in $(seq -w 1 {count}); do
-  useradd --create-home --shell /bin/bash --groups jupyterhub-users bare$i
+  useradd --create-home --shell /bin/bash bare$i
   install -d -o bare$i -g bare$i /home/bare$i/notebook
 done
 for i in $(seq -w 1 {count}); do echo bare$i:bare-pw-$i; done | chpasswd

@@ -96,3 +96,35 @@ def test_restore_refuses_an_archive_that_is_not_a_quickjh_backup(tmp_path):
         tar.add(tmp_path / "passwd", "etc/passwd")
     with pytest.raises(SystemExit, match="not a quickjh backup: it holds etc/passwd"):
         qb.restore(tmp_path / "other.tar.gz", empty_root(tmp_path / "new"))
+
+
+def add_shared(root: Path) -> None:
+    """The shared folder data (its volume at shared/data) with a member's file."""
+    (root / "shared/data").mkdir(parents=True)
+    os.chmod(root / "shared/data", 0o2770)
+    (root / "shared/data/team.csv").write_text("1,2\n")
+
+
+def test_shared_folders_are_backed_up_and_restored_into_their_empty_volumes(tmp_path):
+    make_hub(tmp_path / "old")
+    add_shared(tmp_path / "old")
+    qb.create(tmp_path / "hub.tar.gz", tmp_path / "old")
+    new = empty_root(tmp_path / "new")
+    (new / "shared/data").mkdir()  # the volume, mounted empty
+    qb.restore(tmp_path / "hub.tar.gz", new)
+    assert (new / "shared/data/team.csv").read_text() == "1,2\n"
+    assert (new / "shared/data").stat().st_mode & 0o7777 == 0o2770
+
+
+def test_restore_refuses_a_full_shared_folder_and_one_this_hub_has_not(tmp_path):
+    make_hub(tmp_path / "old")
+    add_shared(tmp_path / "old")
+    qb.create(tmp_path / "hub.tar.gz", tmp_path / "old")
+    new = empty_root(tmp_path / "new")
+    with pytest.raises(SystemExit, match="holds the shared folders data, which this hub has not"):
+        qb.restore(tmp_path / "hub.tar.gz", new)
+    (new / "shared/data").mkdir()
+    (new / "shared/data/other.txt").write_text("here")
+    with pytest.raises(SystemExit, match=f"not empty: {new / 'shared/data'}"):
+        qb.restore(tmp_path / "hub.tar.gz", new)
+    assert not any((new / "home").iterdir())

@@ -99,6 +99,19 @@ BAD_SETTINGS = [
     ({"quickjh_default_url": '/lab"\nimport os; os.system("id")'}, "quickjh_default_url: '/lab\"\\nimport os;"),
     ({"quickjh_default_url": "lab"}, "quickjh_default_url: 'lab' is not a page of the user's server"),
     ({"quickjh_user_max_processes": -1}, "quickjh_user_max_processes and quickjh_pids_limit must be 0"),
+    ({"quickjh_base_url": "jupyter/"}, "quickjh_base_url: 'jupyter/' is not a path like / or /jupyter/"),
+    ({"quickjh_base_url": "/my hub/"}, "quickjh_base_url: '/my hub/' is not a path"),
+    ({"quickjh_base_url": '/x"\nimport os'}, "quickjh_base_url: '/x\"\\nimport os' is not a path"),
+    ({"quickjh_base_url": "//evil.example/"}, "quickjh_base_url: '//evil.example/' is not a path"),
+    ({"quickjh_shared_folders": [{"name": "Data", "group": "analysts"}]},
+     "quickjh_shared_folders: shared folder 'Data' is not a valid folder name"),
+    ({"quickjh_shared_folders": [{"name": "../etc", "group": "analysts"}]}, "shared folder '../etc' is not a valid"),
+    ({"quickjh_shared_folders": [{"name": "data", "group": "a"}, {"name": "data", "group": "b"}]},
+     "shared folder 'data' is listed more than once"),
+    ({"quickjh_shared_folders": [{"name": "data", "group": "sudo"}]},
+     "shared folder 'data' has group 'sudo', a group of the image that carries rights"),
+    ({"quickjh_shared_folders": [{"name": "data", "group": "ann"}], "quickjh_users": [{"name": "ann", "password": OK_PW}]},
+     "shared folder 'data' has group 'ann', the own group of a user"),
 ]
 
 
@@ -110,6 +123,8 @@ def test_each_bad_setting_is_refused_with_its_message(settings, message):
 def test_the_defaults_and_common_good_settings_have_no_problems():
     assert problems() == []
     assert problems(quickjh_default_url="/lab/tree/README.ipynb", quickjh_user_max_processes=0) == []
+    assert problems(quickjh_base_url="/jupyter/", quickjh_shared_folders=[{"name": "data", "group": "analysts"}]) == []
+    assert problems(quickjh_base_url="/team/hub") == []  # the role adds the last slash
     assert problems(quickjh_pip_packages=["scikit-learn==1.7.*", "pandas[excel]>=2", "cowsay==6.1"],
                     quickjh_apt_packages=["git", "r-base"], quickjh_mem_limit="8g", quickjh_cpus=1.5,
                     quickjh_pip_index_url="https://pypi.example.org/simple", quickjh_tls="files",

@@ -1,6 +1,7 @@
 """Decisions of quickjh-users (what to create, update, remove; which UID) and its saved-accounts round trip."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def fake_crypt(password: str, setting: str) -> str:
     return "$x$" + password
 
 
-def account(name, uid, groups=("jupyterhub-users",), hash_="pw", shell="/bin/bash"):
+def account(name, uid, groups=(), hash_="pw", shell="/bin/bash"):
     return Account(name, uid, uid, f"/home/{name}", shell, hash_, set(groups))
 
 
@@ -32,7 +33,7 @@ def test_new_user_is_created_with_the_first_free_uid():
     accounts = {"admin": account("admin", 1000)}
     changes = qu.plan([{"name": "user1", "password": "pw"}], accounts, {"admin": home(1000)}, verify=never)
     assert [(c.name, c.action, c.uid, c.groups) for c in changes] == [
-        ("user1", "create", 1001, {"jupyterhub-users"})]
+        ("user1", "create", 1001, set())]
 
 
 def test_existing_home_gives_its_uid_back():
@@ -81,10 +82,10 @@ def test_password_policy_always_compares_with_crypt():
 def test_promote_and_demote_change_sudo_membership():
     accounts = {"user1": account("user1", 1001)}
     promote = qu.plan([{"name": "user1", "password": "pw", "admin": True}], accounts, {"user1": home(1001)})
-    assert promote[0].what == ["admin"] and promote[0].groups == {"jupyterhub-users", "sudo"}
+    assert promote[0].what == ["admin"] and promote[0].groups == {"sudo"}
     accounts["user1"].groups.add("sudo")
     demote = qu.plan([{"name": "user1", "password": "pw"}], accounts, {"user1": home(1001)})
-    assert demote[0].what == ["not admin"] and demote[0].groups == {"jupyterhub-users"}
+    assert demote[0].what == ["not admin"] and demote[0].groups == set()
 
 
 def test_home_with_wrong_mode_or_no_notebook_is_fixed():
@@ -129,11 +130,12 @@ def test_saved_accounts_come_back_in_a_fresh_etc(tmp_path, monkeypatch):
     old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir(), new.mkdir()
     image_passwd = "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
-    image_group = "root:x:0:\nsudo:x:27:\njupyterhub-users:x:999:\n"
+    image_group = "root:x:0:\nsudo:x:27:\n"
     write_etc(old, image_passwd + "ann:x:1000:1000::/home/ann:/bin/bash\n", "root:*::::::\nann:$y$hash:1::::::\n",
               "root:x:0:\nsudo:x:27:ann\njupyterhub-users:x:999:ann\nann:x:1000:\n",
               "root:*::\nsudo:*::ann\njupyterhub-users:!::ann\nann:!::\n")
-    write_etc(new, image_passwd, "root:*::::::\n", image_group, "root:*::\nsudo:*::\njupyterhub-users:!::\n")
+    # The older image had a group jupyterhub-users (its login rule); this one has not: that membership is dropped.
+    write_etc(new, image_passwd, "root:*::::::\n", image_group, "root:*::\nsudo:*::\n")
     saved = qu.snapshot(old)
     assert saved["passwd"] == ["ann:x:1000:1000::/home/ann:/bin/bash"]
     assert saved["members"] == {"sudo": ["ann"], "jupyterhub-users": ["ann"]}
@@ -143,8 +145,8 @@ def test_saved_accounts_come_back_in_a_fresh_etc(tmp_path, monkeypatch):
     assert qu.restore() == 1
     back = qu.read_accounts(new)
     assert back["ann"].uid == 1000 and back["ann"].hash == "$y$hash"
-    assert back["ann"].groups == {"sudo", "jupyterhub-users"}
-    assert qu.snapshot(new) == saved
+    assert back["ann"].groups == {"sudo"}
+    assert qu.snapshot(new) == dict(saved, members={"sudo": ["ann"]})
 
 
 def test_system_account_name_is_refused():
@@ -197,3 +199,57 @@ def test_new_hashes_are_salted_yescrypt_that_crypt_verifies():
     assert qu.crypt("pw-of-ann", hashes["ann"]) == hashes["ann"]
     assert qu.crypt("pw-of-bob", hashes["ann"]) != hashes["ann"]
     assert qu.crypt("pw", "not a setting") == ""
+
+
+def test_login_is_for_human_accounts_with_a_usable_password_however_made(tmp_path):
+    write_etc(tmp_path, "root:x:0:0::/root:/bin/bash\nsvc:x:999:999::/srv:/bin/bash\n"
+              + "".join(f"{n}:x:{1000 + i}:{1000 + i}::/home/{n}:/bin/bash\n"
+                        for i, n in enumerate(("ann", "locked", "never", "empty", "star", "nohash"))),
+              "root:$y$root:1::::::\nsvc:$y$svc:1::::::\nann:$y$ann:1::::::\nlocked:!$y$ann:1::::::\n"
+              "never:!:1::::::\nempty::1::::::\nstar:*:1::::::\n", "", "")
+    assert qu.login_problem("ann", tmp_path) is None
+    assert "has no account" in qu.login_problem("ghost", tmp_path)
+    for name in ("root", "svc"):
+        assert "is a system account" in qu.login_problem(name, tmp_path)
+    for name in ("locked", "never", "empty", "star", "nohash"):
+        assert "has no password or a locked one" in qu.login_problem(name, tmp_path), name
+
+
+def test_a_shared_folder_gets_its_group_setgid_and_group_rights_on_what_is_made_in_it(tmp_path, monkeypatch):
+    etc, shared = tmp_path / "etc", tmp_path / "shared"
+    etc.mkdir(), shared.mkdir()
+    write_etc(etc, "", "", "root:x:0:\nanalysts:x:1500:\n", "")
+    (shared / "data").mkdir(mode=0o755)
+    monkeypatch.setattr(qu, "ETC", etc)
+    monkeypatch.setattr(qu, "SHARED_ROOT", shared)
+    folders = [{"name": "data", "group": "analysts"}]
+    assert qu.share(folders, check=True) == ["data"] and (shared / "data").stat().st_mode & 0o7777 == 0o755
+    assert qu.share(folders) == ["data"]
+    st = (shared / "data").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 1500, 0o2770)
+    assert qu.share(folders) == [] and qu.share(folders, check=True) == []  # once is enough
+    old = os.umask(0o022)
+    try:  # a user's usual umask: what they make still opens to the group, and belongs to it
+        (shared / "data/notes.txt").write_text("shared")
+        (shared / "data/sub").mkdir()
+    finally:
+        os.umask(old)
+    made = [(shared / "data" / name).stat() for name in ("notes.txt", "sub")]
+    assert [(m.st_gid, m.st_mode & 0o7777) for m in made] == [(1500, 0o660), (1500, 0o2770)]
+
+
+def test_a_link_in_place_of_a_shared_folder_is_refused_and_not_followed(tmp_path, monkeypatch):
+    etc, shared, target = tmp_path / "etc", tmp_path / "shared", tmp_path / "secret"
+    etc.mkdir(), shared.mkdir(), target.mkdir(mode=0o700)
+    write_etc(etc, "", "", "analysts:x:1500:\n", "")
+    (shared / "data").symlink_to(target)
+    monkeypatch.setattr(qu, "ETC", etc)
+    monkeypatch.setattr(qu, "SHARED_ROOT", shared)
+    with pytest.raises(OSError):
+        qu.share([{"name": "data", "group": "analysts"}])
+    assert target.stat().st_mode & 0o7777 == 0o700 and target.stat().st_gid == 0
+
+
+def test_report_names_the_shared_folders_set_up():
+    out = qu.report([], [{"name": "a"}], shared=["data"])
+    assert out["changed"] and out["msg"] == "shared folder data: set up; unchanged: 1"

@@ -5,11 +5,13 @@ user server's under /user/NAME/), kernels started through /api/sessions with a n
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import ssl
 import time
 import uuid
+from urllib.parse import urlsplit
 
 import requests
 import websocket
@@ -34,15 +36,17 @@ class LoginFailed(Exception):
 
 class HubUser:
     def __init__(self, base_url: str, name: str, verify: bool | str = True) -> None:
-        self.base = base_url.rstrip("/")
+        self.base = base_url.rstrip("/")  # may have a path: a hub under quickjh_base_url, or behind a proxy
+        self.path = urlsplit(self.base).path
         self.name = name
         self.http = requests.Session()
         self.http.verify = verify
         self.http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment beats `verify`
 
     def xsrf(self, path: str) -> str:
+        """The _xsrf cookie of a path under the hub's base URL (/hub/ or /user/NAME/)."""
         for cookie in self.http.cookies:
-            if cookie.name == "_xsrf" and cookie.path.rstrip("/") == path.rstrip("/"):
+            if cookie.name == "_xsrf" and cookie.path.rstrip("/") == (self.path + path).rstrip("/"):
                 return cookie.value
         raise KeyError(f"no _xsrf cookie for {path}")
 
@@ -109,12 +113,19 @@ class HubUser:
 
     def run(self, code: str, kernel: str = "python3", path: str = "quickjh-test.ipynb", timeout: float = 120) -> str:
         """Run code in a new kernel of a notebook at `path` (relative to ~/notebook); return what it printed."""
+        with self.kernel(kernel, path, timeout) as execute:
+            return execute(code)
+
+    @contextlib.contextmanager
+    def kernel(self, kernel: str = "python3", path: str = "quickjh-test.ipynb", timeout: float = 120):
+        """A new kernel of a notebook that stays up for several cells, as in JupyterLab: yields execute(code),
+        which returns what the cell printed; the session ends after."""
         reply = self.server_api("POST", "/sessions", json={
             "path": path, "type": "notebook", "name": path, "kernel": {"name": kernel}})
         reply.raise_for_status()
         session = reply.json()
         try:
-            return self._execute(session["kernel"]["id"], code, timeout)
+            yield lambda code: self._execute(session["kernel"]["id"], code, timeout)
         finally:
             self.server_api("DELETE", f"/sessions/{session['id']}")
 

@@ -21,8 +21,10 @@ def settings(host) -> dict:
 
 @pytest.fixture(scope="module")
 def hub_url(settings) -> str:
+    """The hub's address as users open it, under quickjh_base_url (no slash at the end)."""
     scheme = "http" if settings.get("quickjh_tls", "self-signed") == "off" else "https"
-    return f"{scheme}://{settings['quickjh_bind_address']}:{settings['quickjh_port']}"
+    path = settings.get("quickjh_base_url", "/").strip("/")
+    return f"{scheme}://{settings['quickjh_bind_address']}:{settings['quickjh_port']}" + (f"/{path}" if path else "")
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +53,7 @@ def user(hub_url, verify):
     return lambda name: HubUser(hub_url, name, verify=verify)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def login(hub_url, passwords, verify):
     """login(name) -> a HubUser logged in through the form, with a running server."""
     def _login(name: str, start: bool = True) -> HubUser:

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """quickjh-backup: one archive of a hub's homes, state and config, and its way back.
 
-  quickjh-backup create ARCHIVE    /quickjh/{home,state,config} -> ARCHIVE (tar.gz, mode 600)
-  quickjh-backup restore ARCHIVE   ARCHIVE -> /quickjh/{home,state,config}, which must be empty
+  quickjh-backup create ARCHIVE    /quickjh/{state,config,home,shared/*} -> ARCHIVE (tar.gz, mode 600)
+  quickjh-backup restore ARCHIVE   ARCHIVE -> /quickjh/{state,config,home,shared/*}, which must be empty
   quickjh-backup copy-db DEST      $QUICKJH_STATE/jupyterhub.sqlite -> DEST (the hub's live database)
 
 The role runs create and restore in a one-off container of the hub image with the volumes mounted under /quickjh,
@@ -26,7 +26,8 @@ from pathlib import Path
 from quickjh_nofollow import add_tree, safe_member
 
 ROOT = Path("/quickjh")
-PARTS = ("state", "config", "home")  # the hub's own parts first: a bad path in a home cannot cost them
+# The hub's own parts first: a bad path in a home cannot cost them. shared/NAME: each shared folder's volume.
+PARTS = ("state", "config", "home", "shared")
 DB = "state/jupyterhub.sqlite"
 # The live database (copied consistently instead) and files that only mean something to the running hub.
 SKIP = {DB, DB + "-journal", DB + "-wal", DB + "-shm", "state/jupyterhub-proxy.pid"}
@@ -48,7 +49,7 @@ def create(archive: Path, root: Path = ROOT) -> None:
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds password hashes
     with tempfile.TemporaryDirectory() as tmp, open(fd, "wb") as out, \
             tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
-        for part in PARTS:
+        for part in (part for part in PARTS if (root / part).is_dir()):  # a hub without shared folders
             for name in add_tree(tar, root / part, part, skip=SKIP.__contains__):
                 print(f"quickjh-backup: left out (too deep or long a path, or held by a lease): {name}",
                       file=sys.stderr)
@@ -59,9 +60,15 @@ def create(archive: Path, root: Path = ROOT) -> None:
     partial.rename(archive)
 
 
+def targets(root: Path) -> list[Path]:
+    """The folders a restore fills: the hub's volumes, its config folder and each shared folder's volume."""
+    shared = root / "shared"
+    return [root / part for part in PARTS[:3]] + (sorted(shared.iterdir()) if shared.is_dir() else [])
+
+
 def restore(archive: Path, root: Path = ROOT) -> None:
     """Unpack the archive into empty folders; refuse anything else, before writing a byte."""
-    full = [str(root / part) for part in PARTS if any((root / part).iterdir())]
+    full = [str(folder) for folder in targets(root) if any(folder.iterdir())]
     if full:
         sys.exit(f"quickjh-backup: not empty: {', '.join(full)}. A restore only fills empty volumes and an empty "
                  "config folder: take the hub down first with quickjh_state=absent and quickjh_purge_volumes=true.")
@@ -70,6 +77,11 @@ def restore(archive: Path, root: Path = ROOT) -> None:
         strange = [m.name for m in members if m.name.split("/")[0] not in PARTS or ".." in m.name.split("/")]
         if strange:
             sys.exit(f"quickjh-backup: {archive} is not a quickjh backup: it holds {', '.join(strange[:5])}")
+        shared = {m.name.split("/")[1] for m in members if m.name.startswith("shared/")}
+        missing = sorted(shared - {folder.name for folder in targets(root)[3:]})
+        if missing:  # it would land in the one-off container and be lost
+            sys.exit(f"quickjh-backup: {archive} holds the shared folders {', '.join(missing)}, which this hub has "
+                     "not: list them in quickjh_shared_folders, then restore")
         # Owners, modes and links as they were (users' venvs link to /usr/bin/python3), within safe_member's rules.
         tar.extractall(root, members, numeric_owner=True, filter=safe_member)
 

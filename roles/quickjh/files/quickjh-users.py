@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """quickjh-users: keep the container's Linux accounts in step with quickjh_users, and keep them across re-creation.
 
-  quickjh-users sync       read {"users": [...], "check": bool, "policy": {...}} on stdin, apply it, print a JSON
-                           report whose "msg" is the line the role shows
+  quickjh-users sync       read {"users": [...], "shared": [...], "check": bool, "policy": {...}} on stdin, apply
+                           it, print a JSON report whose "msg" is the line the role shows
   quickjh-users add NAME   add one hub user from a terminal (then set the password with `passwd NAME`)
   quickjh-users end NAME   end every process of a hub user at once (a runaway job, a fork bomb), as the sync does
                            when it demotes or removes that user
@@ -11,8 +11,9 @@
   quickjh-users restore    put the saved accounts back into /etc after the container was (re)created
 
 The rules of the list (user_problems) run twice from this one file: on the controller, where the role's filter
-plugin imports it before anything is touched, and here again before a sync. Only the standard library: it runs on
-the image's system python3.
+plugin imports it before anything is touched, and here again before a sync. The hub's rule of who may log in
+(login_problem) is here too: the hub's config imports this file. Only the standard library: it runs on the image's
+system python3.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import json
 import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tarfile
@@ -39,8 +41,9 @@ from quickjh_nofollow import Refused, add_tree, end_processes, fix_home as make_
 
 ETC = Path(os.environ.get("QUICKJH_ETC", "/etc"))
 HOME_ROOT = Path(os.environ.get("QUICKJH_HOME_ROOT", "/home"))
-HUB_API = os.environ.get("QUICKJH_HUB_API", "http://127.0.0.1:8081/hub/api")
-USERS_GROUP = "jupyterhub-users"
+SHARED_ROOT = Path(os.environ.get("QUICKJH_SHARED_ROOT", "/srv/shared"))
+# The hub's own API, inside the container, under quickjh_base_url (the container's QUICKJH_BASE_URL).
+HUB_API = f"http://127.0.0.1:8081{os.environ.get('QUICKJH_BASE_URL', '/')}hub/api"
 ADMIN_GROUP = "sudo"
 UID_RANGE = (1000, 60000)  # login.defs' UID_MIN and UID_MAX when it sets none (Debian's values)
 NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -138,14 +141,38 @@ def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, mi
                        f"{uid_range_[0]})")
         elif uid is not None and uids.count(uid) > 1:
             out.append(f"{who} has uid {uid}, which another listed user has too")
-        for group in map(str, user.get("groups") or []):
-            if not NAME.fullmatch(group):
-                out.append(f"{who} has an invalid group name {group!r}")
-            elif group in PRIVILEGED_GROUPS:
-                out.append(f"{who} has group {group!r}, a group of the image that carries rights: list only the "
-                           "team's own groups (admin: true is the way to sudo)")
-            elif group in names:
-                out.append(f"{who} has group {group!r}, the own group of a user: it would open that user's files")
+        problems = (group_problem(group, names) for group in user.get("groups") or [])
+        out += [f"{who} {problem}" for problem in problems if problem]
+    return out
+
+
+def group_problem(group: object, names: list[str]) -> str | None:
+    """What is wrong with handing out this group (to a listed user, or to a shared folder), if anything."""
+    group = str(group)
+    if not NAME.fullmatch(group):
+        return f"has an invalid group name {group!r}"
+    if group in PRIVILEGED_GROUPS:
+        return (f"has group {group!r}, a group of the image that carries rights: list only the team's own groups "
+                "(admin: true is the way to sudo)")
+    if group in names:
+        return f"has group {group!r}, the own group of a user: it would open that user's files"
+    return None
+
+
+def shared_problems(folders: list[dict], users: list[dict]) -> list[str]:
+    """The rules of quickjh_shared_folders: a folder name (it becomes ~/notebook/NAME), once each; a team's group."""
+    names = [str(f["name"]) for f in folders]
+    out = []
+    for folder in folders:
+        name, who = str(folder["name"]), f"shared folder {str(folder['name'])!r}"
+        if not NAME.fullmatch(name):
+            out.append(f"{who} is not a valid folder name (lower case letters, digits, _ or -, starting with a letter "
+                       "or _, at most 32 characters)")
+        if names.count(name) > 1:
+            out.append(f"{who} is listed more than once")
+        problem = group_problem(folder["group"], [str(u["name"]) for u in users])
+        if problem:
+            out.append(f"{who} {problem}")
     return out
 
 
@@ -180,6 +207,20 @@ def read_accounts(etc: Path = ETC) -> dict[str, Account]:
             if member in accounts:
                 accounts[member].groups.add(row[0])
     return accounts
+
+
+def login_problem(name: str, etc: Path = ETC) -> str | None:
+    """Why this account may not log in to the hub, or None when it may: every human account (UID_MIN..UID_MAX) with
+    a usable password may, however it was made. The password itself is PAM's to check."""
+    account = read_accounts(etc).get(name)
+    low, high = uid_range(etc)
+    if account is None:
+        return f"{name!r} has no account in the hub's container"
+    if not low <= account.uid <= high:
+        return f"{name!r} is a system account (uid {account.uid}, outside {low}-{high})"
+    if account.hash in NO_PASSWORD or account.hash.startswith(("!", "*")):
+        return f"{name!r} has no password or a locked one (sudo passwd {name} sets one)"
+    return None
 
 
 def read_homes(root: Path = HOME_ROOT) -> dict[str, Home]:
@@ -281,7 +322,7 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
                 what = (["removed"] if account else []) + (["home archived"] if archive else [])
                 changes.append(Change(name, "remove", what, archive_home=archive))
             continue
-        groups = set(user.get("groups") or []) | {USERS_GROUP} | ({ADMIN_GROUP} if user.get("admin") else set())
+        groups = set(user.get("groups") or []) | ({ADMIN_GROUP} if user.get("admin") else set())
         personal = groups & {a.name for a in accounts.values() if a.uid >= uid_range_[0]}
         if personal:
             raise PlanError(f"user '{name}' has group '{min(personal)}', the own group of the user of that name: "
@@ -322,6 +363,48 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
 
 def run(*cmd: str, stdin: str | None = None) -> None:
     subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# The default ACL of a shared folder (Linux's binary form: version 2, then tag, permissions, id): owner rwx, group
+# rwx, others nothing. What is made in it gets the group's rights from the mode it is made with, whatever the
+# umask: new files stay group-writable.
+DEFAULT_ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perms, 0xFFFFFFFF)
+                                             for tag, perms in ((0x01, 7), (0x04, 7), (0x20, 0)))
+
+
+def share(folders: list[dict], check: bool = False) -> list[str]:
+    """Set up each shared folder (a volume at SHARED_ROOT/NAME) for its group: root and the group own it, mode 2770
+    (what is made in it gets the group), DEFAULT_ACL. Only the folder itself is touched, never what users put in
+    it. Returns the names of the folders that were not so (in check mode: that would change)."""
+    if not check:
+        ensure_groups({str(f["group"]) for f in folders})
+    gids = {row[0]: int(row[2]) for row in read_table(ETC / "group") if len(row) > 2 and row[2].isdigit()}
+    changed = []
+    for folder in folders:
+        try:
+            fd = os.open(SHARED_ROOT / str(folder["name"]), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            if not check:
+                raise
+            changed.append(str(folder["name"]))  # its volume is mounted when the container is made again
+            continue
+        try:
+            st = os.fstat(fd)
+            try:
+                acl = os.getxattr(fd, "system.posix_acl_default")
+            except OSError:
+                acl = b""
+            gid = gids.get(str(folder["group"]))
+            if (st.st_uid, st.st_gid, st.st_mode & 0o7777, acl) == (0, gid, 0o2770, DEFAULT_ACL):
+                continue
+            changed.append(str(folder["name"]))
+            if not check:
+                os.fchown(fd, 0, gid)
+                os.fchmod(fd, 0o2770)
+                os.setxattr(fd, "system.posix_acl_default", DEFAULT_ACL)
+        finally:
+            os.close(fd)
+    return changed
 
 
 def ensure_groups(groups: set[str]) -> None:
@@ -429,9 +512,9 @@ HUB_LABELS = {"remove": "removed from the hub", "admin": "hub admin", "not admin
 
 
 def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | None = None,
-           failed: dict[str, str] | None = None) -> dict:
-    """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated.
-    Users whose change failed are named last, with what an admin must fix."""
+           failed: dict[str, str] | None = None, shared: list[str] | None = None) -> dict:
+    """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated;
+    then the shared folders set up. Users whose change failed are named last, with what an admin must fix."""
     by_action = {"create": "created", "update": "updated", "remove": "removed"}
     out: dict = {"created": [], "updated": [], "removed": [], "unchanged": [], "users": {}}
     for c in changes:
@@ -442,9 +525,9 @@ def report(changes: list[Change], users: list[dict], hub_todo: dict[str, str] | 
             out["updated"].append(name)
         out["users"].setdefault(name, []).append(HUB_LABELS[action])
     out["unchanged"] = [u["name"] for u in users if u["name"] not in out["users"]]
-    out["changed"] = bool(out["users"])
+    out["changed"] = bool(out["users"] or shared)
     out["msg"] = "".join(f"{name}: {', '.join(what)}; " for name, what in out["users"].items()) + \
-        f"unchanged: {len(out['unchanged'])}"
+        "".join(f"shared folder {name}: set up; " for name in shared or []) + f"unchanged: {len(out['unchanged'])}"
     if failed:
         out["failed"] = True
         out["msg"] += ". NOT DONE, an admin must fix: " + "; ".join(f"{name}: {why}" for name, why in failed.items())
@@ -513,30 +596,38 @@ def set_hub_admin(flags: dict[str, bool]) -> None:
 
 
 def sync(request: dict) -> dict:
-    users = request.get("users", [])
-    problems = user_problems(users, uid_range(), **request.get("policy", {}))
+    users, folders = request.get("users", []), request.get("shared", [])
+    problems = user_problems(users, uid_range(), **request.get("policy", {})) + shared_problems(folders, users)
+    low = uid_range()[0]
     system_groups = {row[0] for row in read_table(ETC / "group") if len(row) > 2 and row[2].isdigit()
-                     and int(row[2]) < uid_range()[0]} - {USERS_GROUP}
-    problems += [f"user {u['name']!r} has group {group!r}, a group of the image (packages add some): list only the "
-                 "team's own groups" for u in users for group in u.get("groups") or []
-                 if group in system_groups and group not in PRIVILEGED_GROUPS]
+                     and int(row[2]) < low}
+    handed_out = [(f"user {u['name']!r}", group) for u in users for group in u.get("groups") or []] + \
+        [(f"shared folder {f['name']!r}", f["group"]) for f in folders]
+    problems += [f"{who} has group {group!r}, a group of the image (packages add some): list only the team's own "
+                 "groups" for who, group in handed_out if group in system_groups and group not in PRIVILEGED_GROUPS]
+    accounts = read_accounts()
+    problems += [f"shared folder {f['name']!r} has group {f['group']!r}, the own group of the user of that name: it "
+                 "would open that user's files" for f in folders
+                 if f["group"] in accounts and accounts[f["group"]].uid >= low]
     if problems:
         raise PlanError("; ".join(problems))
-    changes = plan(users, read_accounts(), read_homes(), uid_range())
+    changes = plan(users, accounts, read_homes(), uid_range())
     try:
         hub_todo = plan_hub(users, hub_users())
     except (OSError, urllib.error.URLError) as err:
         raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
     failed: dict[str, str] = {}
-    if not request.get("check"):
-        failed = lock([c.name for c in changes if c.action == "remove" and "removed" in c.what])
-        remove_from_hub([name for name, action in hub_todo.items() if action == "remove" and name not in failed])
-        try:
-            failed = apply(changes, failed)
-            set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
-        finally:
-            save()
-    return report(changes, users, hub_todo, failed)
+    if request.get("check"):
+        return report(changes, users, hub_todo, failed, share(folders, check=True))
+    failed = lock([c.name for c in changes if c.action == "remove" and "removed" in c.what])
+    remove_from_hub([name for name, action in hub_todo.items() if action == "remove" and name not in failed])
+    try:
+        failed = apply(changes, failed)
+        set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
+        shared = share(folders)
+    finally:
+        save()
+    return report(changes, users, hub_todo, failed, shared)
 
 
 # --- Accounts kept on the state volume ---------------------------------------------------------------------------
@@ -656,7 +747,7 @@ def restore() -> int:
     group = human_rows(saved["group"], ETC / "group", low, high)
     names, groups = ({line.split(":")[0] for line in rows} for rows in (passwd, group))
     members = {g: [m for m in ms if m in names] for g, ms in saved["members"].items()
-               if g in (ADMIN_GROUP, USERS_GROUP) or g not in PRIVILEGED_GROUPS}
+               if g == ADMIN_GROUP or g not in PRIVILEGED_GROUPS}
     merge(ETC / "group", group, members, 3)
     merge(ETC / "gshadow", [line for line in saved["gshadow"] if line.split(":")[0] in groups], members, 3)
     merge(ETC / "passwd", passwd)

@@ -18,7 +18,7 @@ from ansible.utils.display import Display
 SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
 URL = re.compile(r"https?://\S+")
 PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*([\[<>=!~;@ ].*)?")
-PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a path of the user's server: it goes into the hub's config as it is
+PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a URL path: it goes into the hub's config as it is
 LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
 
 
@@ -63,6 +63,9 @@ def settings_problems(v: dict) -> list[str]:
     if not PAGE.fullmatch(text(v["quickjh_default_url"])):
         out.append(f"quickjh_default_url: {v['quickjh_default_url']!r} is not a page of the user's server like /lab "
                    "or /tree (letters, digits, / . _ ~ -)")
+    if not PAGE.fullmatch(text(v["quickjh_base_url"])) or "//" in text(v["quickjh_base_url"]):
+        out.append(f"quickjh_base_url: {v['quickjh_base_url']!r} is not a path like / or /jupyter/ (a slash first; "
+                   "letters, digits, / . _ ~ -)")
     if any(int(v[name]) < 0 for name in ("quickjh_user_max_processes", "quickjh_pids_limit")):
         out.append("quickjh_user_max_processes and quickjh_pids_limit must be 0 (no limit) or more")
     if v["quickjh_restore_archive"] and not text(v["quickjh_restore_archive"]).startswith("/"):
@@ -85,10 +88,13 @@ def quickjh_problems(v: dict) -> list[str]:
     worth knowing is shown as an Ansible warning."""
     for warning in warnings(v):
         Display().warning(warning)
-    users = load_users_program().user_problems(
+    program = load_users_program()
+    users = program.user_problems(
         v["quickjh_users"], min_password_length=int(v["quickjh_min_password_length"]),
         allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]))
-    return [f"quickjh_users: {problem}" for problem in users] + settings_problems(v)
+    shared = program.shared_problems(v["quickjh_shared_folders"], v["quickjh_users"])
+    return [f"quickjh_users: {problem}" for problem in users] + \
+        [f"quickjh_shared_folders: {problem}" for problem in shared] + settings_problems(v)
 
 
 class FilterModule:
