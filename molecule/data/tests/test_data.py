@@ -23,6 +23,7 @@ NEW = ("-e", f"quickjh_jupyterhub_version={NEW_VERSION}")
 USER2_PASSWORD = "us3r2-own-pw"  # set in a terminal, not in the inventory: only the saved accounts know it
 FILES = {"admin": "admin's notes\n", "user1": "user1's work\n", "user2": "user2's draft\n"}
 READ = "print(open('mine.txt').read(), end='')"
+TEAM = "data/team.csv"  # user1's file in the shared folder data (~/notebook/data)
 MINE = "import sys; print(sys.executable)"
 # Shared by the tests of this module, in order: user1's browser session, taken before the upgrade, and the
 # archives of the hub before ("old") and after ("new") the upgrade.
@@ -66,6 +67,11 @@ def check_everyone(hub_url: str, every_password: dict[str, str], verify) -> None
         assert user.run(READ) == FILES[name]
         if name == "user1":
             assert user.run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
+            assert user.run(f"print(open({TEAM!r}).read(), end='')") == "1,2\n"
+
+
+def shared_volume(settings) -> str:
+    return f"{settings['quickjh_container_name']}_shared_data"
 
 
 def backup(settings) -> Path:
@@ -88,6 +94,7 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, setti
         user.run(f"open('mine.txt', 'w').write({text!r})")
         if name == "user1":
             user.terminal("python -m ipykernel install --user --name mine --display-name Mine")
+            user.run(f"open({TEAM!r}, 'w').write('1,2\\n')")
             kept["user1"] = user
     assert kept["user1"].run(MINE, kernel="mine").startswith("/opt/jupyterhub/bin/python")
     archives["old"] = backup(settings)
@@ -136,6 +143,7 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
         assert {"home/user2/notebook/mine.txt", "state/accounts.json", "state/jupyterhub_cookie_secret",
+                "shared/data/team.csv",
                 "config/jupyterhub_config.py", "home/user1/.local/share/jupyter/kernels/mine/kernel.json"} <= names
         assert tar.getmember("home/user1/notebook/mine.txt").uid == uid
         assert tar.getmember("home/user1").mode == 0o700
@@ -154,7 +162,7 @@ def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
     converge(*NEW, "-e", "quickjh_state=absent")
     with pytest.raises(docker.errors.NotFound):
         hub()
-    for volume in (settings["quickjh_home_volume"], settings["quickjh_state_volume"]):
+    for volume in (settings["quickjh_home_volume"], settings["quickjh_state_volume"], shared_volume(settings)):
         client.volumes.get(volume)
     assert client.images.list(name=settings["quickjh_image_name"])  # kept: no rebuild to come back
 
@@ -175,7 +183,7 @@ def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_
 
     converge(*NEW, "-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
     names = {v.name for v in client.volumes.list()}
-    assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"]} & names
+    assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"], shared_volume(settings)} & names
     assert not Path(settings["quickjh_config_dir"]).exists()
     assert archive.exists()  # backups are never removed
 
@@ -202,6 +210,6 @@ def test_uninstall_with_image_and_volumes_leaves_only_the_backups(client, hub, s
         hub()
     assert not client.images.list(name=settings["quickjh_image_name"])
     names = {v.name for v in client.volumes.list()}
-    assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"]} & names
+    assert not {settings["quickjh_home_volume"], settings["quickjh_state_volume"], shared_volume(settings)} & names
     assert not Path(settings["quickjh_config_dir"]).exists()
     assert list(Path(settings["quickjh_backup_dir"]).glob("*.tar.gz"))

@@ -15,7 +15,7 @@ from hubfixtures import converge_users, playbook, project_playbook
 
 # What user2 runs against user1's kernel, given user1's UID: the ports user1 listens on (from /proc/net/tcp),
 # every message a ZeroMQ subscriber on them gets in 5 s, the Unix sockets of user1 it can connect to, whether it
-# can list user1's runtime folder, and what user1's server answers it over HTTP.
+# can list user1's runtime folder, and what user1's server answers it over HTTP (under the hub's base URL).
 SNOOP = r"""
 import json, os, socket, time, urllib.error, urllib.request, zmq
 victim = {uid}
@@ -53,7 +53,8 @@ except PermissionError:
 http = []
 for port in ports:
     try:
-        http.append(urllib.request.urlopen(f'http://127.0.0.1:{{port}}/user/user1/api/kernels', timeout=5).status)
+        http.append(urllib.request.urlopen(f'http://127.0.0.1:{{port}}{prefix}/user/user1/api/kernels',
+                                           timeout=5).status)
     except urllib.error.HTTPError as err:
         http.append(err.code)
     except OSError as err:
@@ -86,7 +87,7 @@ def test_a_user_cannot_read_or_reach_another_users_running_kernel(login, hub):
         "code": "import time\nfor i in range(40):\n    print('secret', i, flush=True)\n    time.sleep(0.5)"})
     talker.start()
     time.sleep(3)
-    seen = json.loads(snoop.run(SNOOP.format(uid=uid_of(hub, "user1"))))
+    seen = json.loads(snoop.run(SNOOP.format(uid=uid_of(hub, "user1"), prefix=victim.path)))
     talker.join()
     print(f"user2 against user1's kernel: {seen}")
     assert seen["sockets"] >= 5, "user1's kernel should talk over Unix sockets in /run/user/UID"

@@ -23,8 +23,8 @@ def test_users_log_in_and_run_code_over_verified_https(login, hub_url):
     assert login("user1").whoami()[0] == "user1"  # every request verified against the hub's cert
 
 
-def test_plain_http_is_not_served_on_the_port(settings):
-    url = f"http://{settings['quickjh_bind_address']}:{settings['quickjh_port']}/hub/health"
+def test_plain_http_is_not_served_on_the_port(hub_url):
+    url = hub_url.replace("https://", "http://") + "/hub/health"
     try:
         reply = requests.get(url, timeout=10)
     except requests.RequestException:
@@ -104,6 +104,9 @@ def test_a_user_past_their_memory_limit_gets_memory_error_and_others_keep_workin
     assert "MemoryError" in printed and "allocated" not in printed
     assert user1.run("x = bytearray(64 * 1024 ** 2); print('small is fine')").strip() == "small is fine"
     assert login("admin").whoami()[0] == "admin"
+    # JupyterLab's status bar shows the user's memory against that limit (jupyter-resource-usage)
+    memory = user1.server_api("GET", "/metrics/v1").json()["limits"]["memory"]
+    assert memory["rss"] == 600 * 1024 ** 2, memory
 
 
 def test_container_limits_and_log_rotation(hub):
