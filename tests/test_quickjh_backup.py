@@ -103,6 +103,7 @@ def add_shared(root: Path) -> None:
     (root / "shared/data").mkdir(parents=True)
     os.chmod(root / "shared/data", 0o2770)
     (root / "shared/data/team.csv").write_text("1,2\n")
+    (root / "shared/data/sub").mkdir()
 
 
 def test_shared_folders_are_backed_up_and_restored_into_their_empty_volumes(tmp_path):
@@ -114,6 +115,14 @@ def test_shared_folders_are_backed_up_and_restored_into_their_empty_volumes(tmp_
     qb.restore(tmp_path / "hub.tar.gz", new)
     assert (new / "shared/data/team.csv").read_text() == "1,2\n"
     assert (new / "shared/data").stat().st_mode & 0o7777 == 0o2770
+    for folder in ("shared/data", "shared/data/sub"):  # tar holds no ACLs: the restore sets them again
+        assert os.getxattr(new / folder, "system.posix_acl_default") == qb.DEFAULT_ACL
+    old = os.umask(0o022)
+    try:
+        (new / "shared/data/sub/new.txt").write_text("x")
+    finally:
+        os.umask(old)
+    assert (new / "shared/data/sub/new.txt").stat().st_mode & 0o777 == 0o660
 
 
 def test_restore_refuses_a_full_shared_folder_and_one_this_hub_has_not(tmp_path):

@@ -103,6 +103,8 @@ BAD_SETTINGS = [
     ({"quickjh_base_url": "/my hub/"}, "quickjh_base_url: '/my hub/' is not a path"),
     ({"quickjh_base_url": '/x"\nimport os'}, "quickjh_base_url: '/x\"\\nimport os' is not a path"),
     ({"quickjh_base_url": "//evil.example/"}, "quickjh_base_url: '//evil.example/' is not a path"),
+    ({"quickjh_base_url": "/jupyter/../"}, "quickjh_base_url: '/jupyter/../' is not a path"),
+    ({"quickjh_base_url": "/./"}, "quickjh_base_url: '/./' is not a path"),
     ({"quickjh_shared_folders": [{"name": "Data", "group": "analysts"}]},
      "quickjh_shared_folders: shared folder 'Data' is not a valid folder name"),
     ({"quickjh_shared_folders": [{"name": "../etc", "group": "analysts"}]}, "shared folder '../etc' is not a valid"),
@@ -125,6 +127,7 @@ def test_the_defaults_and_common_good_settings_have_no_problems():
     assert problems(quickjh_default_url="/lab/tree/README.ipynb", quickjh_user_max_processes=0) == []
     assert problems(quickjh_base_url="/jupyter/", quickjh_shared_folders=[{"name": "data", "group": "analysts"}]) == []
     assert problems(quickjh_base_url="/team/hub") == []  # the role adds the last slash
+    assert problems(quickjh_base_url="/team.hub/v1.2/") == []
     assert problems(quickjh_pip_packages=["scikit-learn==1.7.*", "pandas[excel]>=2", "cowsay==6.1"],
                     quickjh_apt_packages=["git", "r-base"], quickjh_mem_limit="8g", quickjh_cpus=1.5,
                     quickjh_pip_index_url="https://pypi.example.org/simple", quickjh_tls="files",

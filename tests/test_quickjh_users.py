@@ -180,7 +180,7 @@ def test_a_saved_row_that_is_not_a_human_account_never_comes_back(tmp_path, monk
 
 def test_a_group_named_after_an_account_outside_the_list_is_refused():
     accounts = {"termuser": account("termuser", 1005)}
-    with pytest.raises(qu.PlanError, match="group 'termuser', the own group of the user"):
+    with pytest.raises(qu.PlanError, match="user 'peek' has group 'termuser', the own group of a user"):
         qu.plan([{"name": "peek", "password": "pw", "groups": ["termuser"]}], accounts, {}, verify=never)
 
 
@@ -207,12 +207,19 @@ def test_login_is_for_human_accounts_with_a_usable_password_however_made(tmp_pat
                         for i, n in enumerate(("ann", "locked", "never", "empty", "star", "nohash"))),
               "root:$y$root:1::::::\nsvc:$y$svc:1::::::\nann:$y$ann:1::::::\nlocked:!$y$ann:1::::::\n"
               "never:!:1::::::\nempty::1::::::\nstar:*:1::::::\n", "", "")
-    assert qu.login_problem("ann", tmp_path) is None
-    assert "has no account" in qu.login_problem("ghost", tmp_path)
+    homes = tmp_path / "home"
+    homes.mkdir()
+    assert qu.login_problem("ann", tmp_path, homes) is None
+    assert "has no account" in qu.login_problem("ghost", tmp_path, homes)
     for name in ("root", "svc"):
-        assert "is a system account" in qu.login_problem(name, tmp_path)
+        assert "is a system account" in qu.login_problem(name, tmp_path, homes)
     for name in ("locked", "never", "empty", "star", "nohash"):
-        assert "has no password or a locked one" in qu.login_problem(name, tmp_path), name
+        assert "has no password or a locked one" in qu.login_problem(name, tmp_path, homes), name
+    # useradd gave ann the UID of a removed user's kept home: ann would own it
+    (homes / "ann").mkdir()
+    (homes / "gone").mkdir()
+    os.chown(homes / "gone", 1000, 1000)
+    assert "which owns" in qu.login_problem("ann", tmp_path, homes) and "gone" in qu.login_problem("ann", tmp_path, homes)
 
 
 def test_a_shared_folder_gets_its_group_setgid_and_group_rights_on_what_is_made_in_it(tmp_path, monkeypatch):
@@ -248,6 +255,28 @@ def test_a_link_in_place_of_a_shared_folder_is_refused_and_not_followed(tmp_path
     with pytest.raises(OSError):
         qu.share([{"name": "data", "group": "analysts"}])
     assert target.stat().st_mode & 0o7777 == 0o700 and target.stat().st_gid == 0
+
+
+def test_a_shared_folder_whose_volume_refuses_is_named_and_the_others_set_up(tmp_path, monkeypatch):
+    etc, shared = tmp_path / "etc", tmp_path / "shared"
+    etc.mkdir(), shared.mkdir()
+    write_etc(etc, "", "", "analysts:x:1500:\n", "")
+    (shared / "data").mkdir()
+    (shared / "nfs").mkdir()
+    monkeypatch.setattr(qu, "ETC", etc)
+    monkeypatch.setattr(qu, "SHARED_ROOT", shared)
+    real = os.setxattr
+
+    def no_acls_on_nfs(fd, *args):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/nfs"):
+            raise OSError(95, "Operation not supported")
+        return real(fd, *args)
+    monkeypatch.setattr(os, "setxattr", no_acls_on_nfs)
+    failed: dict[str, str] = {}
+    folders = [{"name": "nfs", "group": "analysts"}, {"name": "data", "group": "analysts"}]
+    assert qu.share(folders, failed=failed) == ["nfs", "data"]
+    assert failed == {"shared folder nfs": "Operation not supported: its volume must let root chown and set ACLs"}
+    assert (shared / "data").stat().st_mode & 0o7777 == 0o2770
 
 
 def test_report_names_the_shared_folders_set_up():

@@ -76,8 +76,14 @@ def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedPr
 
 
 def project_playbook(name: str, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
-    """Run one of the project's own playbooks (backup.yml, restore.yml), as the README shows."""
-    return playbook(Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1] / name, *extra, ok=ok)
+    """Run one of the project's own playbooks (backup.yml, restore.yml), as the README shows. Next to them,
+    group_vars/quickjh.yml (the example's users) would win over the scenario's inventory: the scenario's quickjh_
+    settings go in as extra vars, before the test's own."""
+    inventory = subprocess.run(["ansible-inventory", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--host", "instance"],
+                               capture_output=True, text=True, check=True).stdout
+    scenario = {key: value for key, value in json.loads(inventory).items() if key.startswith("quickjh_")}
+    path = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1] / name
+    return playbook(path, "-e", json.dumps(scenario), *extra, ok=ok)
 
 
 def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:

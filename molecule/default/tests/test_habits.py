@@ -94,6 +94,20 @@ def test_the_admin_page_adds_only_accounts_that_can_log_in_and_says_how_to_add_o
     assert reply.status_code in (201, 409), reply.text  # 409: deb3 logged in already, so the hub knows them
 
 
+def test_an_account_locked_in_a_terminal_loses_its_session_at_the_next_server_start(made, login, passwords, user):
+    deb3 = user("deb3")
+    deb3.login(made["deb3"][1])
+    deb3.stop_server()
+    admin = login("admin")
+    assert as_root(admin, passwords, "passwd -l deb3").startswith("0")
+    try:
+        assert deb3.hub_api("POST", "/users/deb3/server").status_code == 403  # still logged in, no longer let in
+        assert not can_login(user, "deb3", made["deb3"][1])
+    finally:
+        assert as_root(admin, passwords, "passwd -u deb3").startswith("0")
+    assert can_login(user, "deb3", made["deb3"][1])
+
+
 def test_terminal_accounts_survive_recreation_and_userdel_removes_one_for_good(made, login, passwords, user, hub,
                                                                                 hub_url):
     old = hub()

@@ -23,7 +23,7 @@ import tempfile
 from contextlib import closing
 from pathlib import Path
 
-from quickjh_nofollow import add_tree, safe_member
+from quickjh_nofollow import DEFAULT_ACL, add_tree, safe_member
 
 ROOT = Path("/quickjh")
 # The hub's own parts first: a bad path in a home cannot cost them. shared/NAME: each shared folder's volume.
@@ -49,7 +49,7 @@ def create(archive: Path, root: Path = ROOT) -> None:
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds password hashes
     with tempfile.TemporaryDirectory() as tmp, open(fd, "wb") as out, \
             tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
-        for part in (part for part in PARTS if (root / part).is_dir()):  # a hub without shared folders
+        for part in (part for part in PARTS if part != "shared" or (root / part).is_dir()):
             for name in add_tree(tar, root / part, part, skip=SKIP.__contains__):
                 print(f"quickjh-backup: left out (too deep or long a path, or held by a lease): {name}",
                       file=sys.stderr)
@@ -84,6 +84,9 @@ def restore(archive: Path, root: Path = ROOT) -> None:
                      "not: list them in quickjh_shared_folders, then restore")
         # Owners, modes and links as they were (users' venvs link to /usr/bin/python3), within safe_member's rules.
         tar.extractall(root, members, numeric_owner=True, filter=safe_member)
+    for folder in targets(root)[3:]:  # tar keeps no ACLs: each shared folder's folders get theirs back
+        for _, _, _, fd in os.fwalk(folder, follow_symlinks=False):
+            os.setxattr(fd, "system.posix_acl_default", DEFAULT_ACL)
 
 
 def main(argv: list[str]) -> None:

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import signal
-import struct
 import subprocess
 import sys
 import tarfile
@@ -37,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from quickjh_nofollow import Refused, add_tree, end_processes, fix_home as make_home
+from quickjh_nofollow import DEFAULT_ACL, Refused, add_tree, end_processes, fix_home as make_home
 
 ETC = Path(os.environ.get("QUICKJH_ETC", "/etc"))
 HOME_ROOT = Path(os.environ.get("QUICKJH_HOME_ROOT", "/home"))
@@ -146,8 +145,9 @@ def user_problems(users: list[dict], uid_range_: tuple[int, int] = UID_RANGE, mi
     return out
 
 
-def group_problem(group: object, names: list[str]) -> str | None:
-    """What is wrong with handing out this group (to a listed user, or to a shared folder), if anything."""
+def group_problem(group: object, names: list[str] | set[str]) -> str | None:
+    """What is wrong with handing out this group (to a listed user, or to a shared folder), if anything; names:
+    the users whose own groups these are (the listed ones, or the container's human accounts)."""
     group = str(group)
     if not NAME.fullmatch(group):
         return f"has an invalid group name {group!r}"
@@ -174,6 +174,11 @@ def shared_problems(folders: list[dict], users: list[dict]) -> list[str]:
         if problem:
             out.append(f"{who} {problem}")
     return out
+
+
+def own_groups(accounts: dict[str, Account], low: int) -> set[str]:
+    """The own groups of the container's human accounts (each named after its user)."""
+    return {a.name for a in accounts.values() if a.uid >= low}
 
 
 def uid_range(etc: Path = ETC) -> tuple[int, int]:
@@ -209,9 +214,10 @@ def read_accounts(etc: Path = ETC) -> dict[str, Account]:
     return accounts
 
 
-def login_problem(name: str, etc: Path = ETC) -> str | None:
+def login_problem(name: str, etc: Path = ETC, home_root: Path = HOME_ROOT) -> str | None:
     """Why this account may not log in to the hub, or None when it may: every human account (UID_MIN..UID_MAX) with
-    a usable password may, however it was made. The password itself is PAM's to check."""
+    a usable password may, however it was made. The password itself is PAM's to check. An account that useradd
+    gave the UID of a removed user's kept home would own that home: it may not, until it has a UID of its own."""
     account = read_accounts(etc).get(name)
     low, high = uid_range(etc)
     if account is None:
@@ -220,6 +226,10 @@ def login_problem(name: str, etc: Path = ETC) -> str | None:
         return f"{name!r} is a system account (uid {account.uid}, outside {low}-{high})"
     if account.hash in NO_PASSWORD or account.hash.startswith(("!", "*")):
         return f"{name!r} has no password or a locked one (sudo passwd {name} sets one)"
+    others = sorted(home for home, found in read_homes(home_root).items() if found.uid == account.uid and home != name)
+    if others:
+        return (f"{name!r} has uid {account.uid}, which owns {home_root}/{others[0]}, another user's kept home: give "
+                f"{name} a UID of its own (sudo usermod -u UID {name}; sudo quickjh-adduser picks one)")
     return None
 
 
@@ -323,10 +333,9 @@ def plan(users: list[dict], accounts: dict[str, Account], homes: dict[str, Home]
                 changes.append(Change(name, "remove", what, archive_home=archive))
             continue
         groups = set(user.get("groups") or []) | ({ADMIN_GROUP} if user.get("admin") else set())
-        personal = groups & {a.name for a in accounts.values() if a.uid >= uid_range_[0]}
-        if personal:
-            raise PlanError(f"user '{name}' has group '{min(personal)}', the own group of the user of that name: "
-                            "it would open that user's files")
+        own = own_groups(accounts, uid_range_[0])
+        for problem in filter(None, (group_problem(group, own) for group in user.get("groups") or [])):
+            raise PlanError(f"user '{name}' {problem}")
         shell = user.get("shell") or "/bin/bash"
         change = Change(name, "update", [], shell=shell, groups=groups)
         if account is None:
@@ -365,17 +374,11 @@ def run(*cmd: str, stdin: str | None = None) -> None:
     subprocess.run(cmd, input=stdin, text=True, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-# The default ACL of a shared folder (Linux's binary form: version 2, then tag, permissions, id): owner rwx, group
-# rwx, others nothing. What is made in it gets the group's rights from the mode it is made with, whatever the
-# umask: new files stay group-writable.
-DEFAULT_ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perms, 0xFFFFFFFF)
-                                             for tag, perms in ((0x01, 7), (0x04, 7), (0x20, 0)))
-
-
-def share(folders: list[dict], check: bool = False) -> list[str]:
+def share(folders: list[dict], check: bool = False, failed: dict[str, str] | None = None) -> list[str]:
     """Set up each shared folder (a volume at SHARED_ROOT/NAME) for its group: root and the group own it, mode 2770
     (what is made in it gets the group), DEFAULT_ACL. Only the folder itself is touched, never what users put in
-    it. Returns the names of the folders that were not so (in check mode: that would change)."""
+    it. Returns the names of the folders that were not so (in check mode: that would change); a folder whose file
+    system refuses goes into failed."""
     if not check:
         ensure_groups({str(f["group"]) for f in folders})
     gids = {row[0]: int(row[2]) for row in read_table(ETC / "group") if len(row) > 2 and row[2].isdigit()}
@@ -402,6 +405,10 @@ def share(folders: list[dict], check: bool = False) -> list[str]:
                 os.fchown(fd, 0, gid)
                 os.fchmod(fd, 0o2770)
                 os.setxattr(fd, "system.posix_acl_default", DEFAULT_ACL)
+        except OSError as err:  # a volume on NFS with root squash, or without ACLs
+            if failed is None:
+                raise
+            failed[f"shared folder {folder['name']}"] = f"{err.strerror}: its volume must let root chown and set ACLs"
         finally:
             os.close(fd)
     return changed
@@ -606,9 +613,8 @@ def sync(request: dict) -> dict:
     problems += [f"{who} has group {group!r}, a group of the image (packages add some): list only the team's own "
                  "groups" for who, group in handed_out if group in system_groups and group not in PRIVILEGED_GROUPS]
     accounts = read_accounts()
-    problems += [f"shared folder {f['name']!r} has group {f['group']!r}, the own group of the user of that name: it "
-                 "would open that user's files" for f in folders
-                 if f["group"] in accounts and accounts[f["group"]].uid >= low]
+    problems += [f"shared folder {f['name']!r} {problem}" for f in folders
+                 if (problem := group_problem(f["group"], own_groups(accounts, low)))]
     if problems:
         raise PlanError("; ".join(problems))
     changes = plan(users, accounts, read_homes(), uid_range())
@@ -624,7 +630,7 @@ def sync(request: dict) -> dict:
     try:
         failed = apply(changes, failed)
         set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
-        shared = share(folders)
+        shared = share(folders, failed=failed)
     finally:
         save()
     return report(changes, users, hub_todo, failed, shared)

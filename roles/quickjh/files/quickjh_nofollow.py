@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import stat
+import struct
 import tarfile
 import time
 from collections.abc import Callable
@@ -21,6 +22,11 @@ DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 # Archives: deeper or longer paths are left out (and named), so every archive can be unpacked again (PATH_MAX).
 MAX_DEPTH, MAX_PATH = 64, 3000
+# The default ACL of a shared folder and of every folder in it (Linux's binary form: version 2, then tag,
+# permissions, id): owner rwx, group rwx, others nothing. What is made in it gets the group's rights from the mode it
+# is made with, whatever the umask: new files stay group-writable.
+DEFAULT_ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perms, 0xFFFFFFFF)
+                                             for tag, perms in ((0x01, 7), (0x04, 7), (0x20, 0)))
 # Left out of an archive without a word: gone or swapped for a link since the listing.
 GONE = (errno.ENOENT, errno.ELOOP, errno.EINVAL, errno.ENXIO)
 

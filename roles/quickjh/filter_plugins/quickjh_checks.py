@@ -63,9 +63,10 @@ def settings_problems(v: dict) -> list[str]:
     if not PAGE.fullmatch(text(v["quickjh_default_url"])):
         out.append(f"quickjh_default_url: {v['quickjh_default_url']!r} is not a page of the user's server like /lab "
                    "or /tree (letters, digits, / . _ ~ -)")
-    if not PAGE.fullmatch(text(v["quickjh_base_url"])) or "//" in text(v["quickjh_base_url"]):
+    base_url = text(v["quickjh_base_url"])
+    if not PAGE.fullmatch(base_url) or "//" in base_url or {".", ".."} & set(base_url.split("/")):
         out.append(f"quickjh_base_url: {v['quickjh_base_url']!r} is not a path like / or /jupyter/ (a slash first; "
-                   "letters, digits, / . _ ~ -)")
+                   "letters, digits, / . _ ~ -; no . or .. folder)")
     if any(int(v[name]) < 0 for name in ("quickjh_user_max_processes", "quickjh_pids_limit")):
         out.append("quickjh_user_max_processes and quickjh_pids_limit must be 0 (no limit) or more")
     if v["quickjh_restore_archive"] and not text(v["quickjh_restore_archive"]).startswith("/"):
