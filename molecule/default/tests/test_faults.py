@@ -91,9 +91,10 @@ def test_a_run_killed_during_the_users_sync_leaves_no_half_made_account(settings
     run.wait()
     try:
         check_and_finish(hub, user, listed + added)
-    finally:  # the next tests find the list as the scenario has it
+    finally:  # the next tests find the list as the scenario has it, and no kept homes of these users
         converge("-e", json.dumps({"quickjh_users": listed + [{"name": m["name"], "state": "absent"}
                                                                for m in added]}))
+        hub().exec_run(["sh", "-c", "rm -rf /home/mid[0-9]*"])
     assert hub().exec_run(["getent", "passwd", "mid000"]).exit_code != 0
 
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubclient import LoginFailed
-from hubfixtures import converge, wait_healthy
+from hubfixtures import can_login, converge, wait_healthy
 
 # Made in an admin's terminal as people do it, with the password each gets (None: none given).
 SEED = "useradd -m seed2 && mkdir /home/seed2/notebook && chmod 700 /home/seed2 && chown -R seed2: /home/seed2"
@@ -30,14 +29,6 @@ def as_root(admin, passwords, script: str, lines: str = "") -> str:
         f"r = subprocess.run(['sudo', '-S', '-p', '', 'bash', '-c', {script!r}],"
         f" input={passwords['admin']!r} + '\\n' + {lines!r}, capture_output=True, text=True)\n"
         "print(r.returncode, r.stdout, r.stderr)\n")
-
-
-def can_login(user, name: str, password: str) -> bool:
-    try:
-        user(name).login(password)
-    except LoginFailed:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +57,21 @@ def test_accounts_made_the_linux_way_log_in_and_locked_or_system_ones_do_not(mad
         assert person.whoami()[0::2] == (name, f"/home/{name}/notebook")
     for name, password in REFUSED.items():
         assert not can_login(user, name, password), name
+
+
+def test_an_account_useradd_gave_the_uid_of_a_kept_home_is_refused_until_it_has_its_own(made, login, passwords,
+                                                                                        user):
+    admin = login("admin")
+    printed = as_root(admin, passwords, "useradd -m ghost9 && userdel ghost9 && useradd -m reuse9"
+                      " && echo reuse9:Reuse9-own-pw | chpasswd && stat -c %u /home/ghost9 && id -u reuse9")
+    status, kept_uid, new_uid = printed.split()[:3]
+    assert status == "0" and kept_uid == new_uid, printed  # useradd handed out the UID that owns ghost9's home
+    try:
+        assert not can_login(user, "reuse9", "Reuse9-own-pw")
+        assert as_root(admin, passwords, "usermod -u 1900 reuse9").startswith("0")
+        assert can_login(user, "reuse9", "Reuse9-own-pw")
+    finally:
+        as_root(admin, passwords, "userdel -r reuse9; rm -rf /home/ghost9")
 
 
 def test_a_brand_new_users_first_pip_install_imports_in_the_running_kernel(made, user):

@@ -9,21 +9,12 @@ import time
 
 import pytest
 
-from hubfixtures import converge_users, wait_healthy
-from hubclient import LoginFailed
+from hubfixtures import can_login, converge_users, wait_healthy
 
 
 @pytest.fixture(scope="module")
 def base_users(settings) -> list[dict]:
     return settings["quickjh_users"]
-
-
-def can_login(user, name: str, password: str) -> bool:
-    try:
-        user(name).login(password)
-    except LoginFailed:
-        return False
-    return True
 
 
 def sync_report(result) -> str:
