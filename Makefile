@@ -1,11 +1,11 @@
 # quickjh's two commands and their helpers. `make deploy` runs the hub on this machine's Docker;
 # `make test` runs every molecule scenario (`make test SCENARIO=team` runs one). Both set up what they need first
-# (venv, Docker daemon, base image).
+# (venv, Docker daemon, base image; for `make test` also Chromium, for the browser check).
 VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: deploy test lint unit docker base-image venv
+.PHONY: deploy test lint unit docker base-image venv browser
 
 deploy: venv docker base-image
 	ansible-playbook -i inventory.example playbook.yml
@@ -14,7 +14,7 @@ deploy: venv docker base-image
 SCENARIOS := default team data
 SCENARIO ?= $(SCENARIOS)
 
-test: venv docker base-image
+test: venv docker base-image browser
 	scripts/test-scenarios.sh $(SCENARIO)
 
 lint: venv
@@ -37,3 +37,8 @@ docker:
 
 base-image: docker
 	scripts/base-image.sh
+
+# The tests' browser check drives Debian's Chromium (Playwright downloads no browser here).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import docker
 import pytest
 
-from hubclient import HubUser, wait_healthy  # noqa: F401 (the tests import wait_healthy from here)
+from hubclient import HubUser, LoginFailed, wait_healthy  # noqa: F401 (the tests import wait_healthy from here)
+
+sys.path.append(str(Path(__file__).resolve().parents[2] / "scripts"))  # the tests import browser_check from there
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +66,15 @@ def login(hub_url, passwords, verify):
             user.start_server()
         return user
     return _login
+
+
+def can_login(user, name: str, password: str) -> bool:
+    """Whether name logs in with password (user: the fixture that makes a HubUser)."""
+    try:
+        user(name).login(password)
+    except LoginFailed:
+        return False
+    return True
 
 
 def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:

@@ -1,6 +1,6 @@
 """The hub under quickjh_base_url behind a real nginx: the README's own server block, in Debian's nginx, in a
 container built from the local base image on the hub's Docker network. A user logs in through it, runs code over
-the kernel's websocket and types into a terminal's."""
+the kernel's websocket and types into a terminal's; a person does the same in Chromium."""
 from __future__ import annotations
 
 import io
@@ -13,6 +13,7 @@ import pytest
 import requests
 import yaml
 
+from browser_check import round_trip
 from hubclient import HubUser
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -70,6 +71,11 @@ def test_through_nginx_a_user_logs_in_runs_code_and_opens_a_terminal(nginx, veri
     assert user1.whoami()[0] == "user1"  # the kernel's websocket, through nginx
     printed = user1.terminal("echo through-$((40 + 2))")  # the terminal's websocket
     assert "through-42" in printed and printed.endswith("[exit 0]"), printed
+
+
+def test_in_chromium_through_nginx_a_person_logs_in_runs_a_cell_and_a_terminal_and_logs_out(nginx, passwords):
+    times = round_trip(nginx, "admin", passwords["admin"], insecure=True)
+    print("\nbrowser through nginx: " + ", ".join(f"{step} {seconds:.1f} s" for step, seconds in times.items()))
 
 
 def test_the_hub_answers_only_under_its_path(settings, hub_url, verify):
