@@ -5,6 +5,8 @@ Runs after test_faults.py on the same deployment; every check is a login and wha
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hubfixtures import can_login, converge, wait_healthy
@@ -116,6 +118,7 @@ def test_an_account_locked_in_a_terminal_loses_its_session_at_the_next_server_st
 
 def test_terminal_accounts_survive_recreation_and_userdel_removes_one_for_good(made, login, passwords, user, hub,
                                                                                 hub_url):
+    time.sleep(1)  # the saver keeps each change to the accounts within half a second
     old = hub()
     old.kill()
     old.remove()
