@@ -26,8 +26,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-# Headless as root; none of Chromium's own calls home (this network refuses them). No WebGL: the terminal then
-# draws its text into the page, where it can be read.
+# Headless as root, without GPU or WebGL; none of Chromium's own calls home (this network refuses them). The
+# terminal's text is read through its screen reader mode (own_workspace), whatever it paints with.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-3d-apis", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 LAB_WAIT = 180_000  # ms: a first login starts the user's server
