@@ -2,6 +2,10 @@
 input gives its message, naming the value, and good input gives none."""
 from __future__ import annotations
 
+import io
+import json
+import tarfile
+
 import pytest
 import yaml
 
@@ -139,3 +143,43 @@ def test_plain_http_beyond_the_host_is_warned_about_and_loopback_or_https_is_not
     assert "plain HTTP" in " ".join(checks.warnings(dict(DEFAULTS, quickjh_tls="off")))
     assert checks.warnings(dict(DEFAULTS, quickjh_tls="off", quickjh_bind_address="127.0.0.1")) == []
     assert checks.warnings(DEFAULTS) == []  # self-signed HTTPS by default
+
+
+def saved(path, manifest) -> str:
+    """A file laid out as `docker save` writes it (manifest.json names the images), at path."""
+    body = json.dumps(manifest).encode()
+    with tarfile.open(path, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    return str(path)
+
+
+def test_image_archives_are_read_for_their_image_names_and_bad_ones_are_named(tmp_path):
+    base = saved(tmp_path / "base.tar", [{"RepoTags": ["debian:trixie-slim"]}, {"RepoTags": ["x:1", "x:latest"]}])
+    assert checks.archive_images(base) == ["debian:trixie-slim", "x:1", "x:latest"]
+    assert problems(quickjh_image_archives=[base]) == []
+    (tmp_path / "notes.txt").write_text("not a tar")
+    bad = {
+        "relative.tar": "'relative.tar' is not an absolute path on the controller",
+        str(tmp_path / "gone.tar"): "gone.tar' is not a `docker save` archive of named images",
+        str(tmp_path / "notes.txt"): "notes.txt' is not a `docker save` archive",
+        saved(tmp_path / "unnamed.tar", [{"RepoTags": None}]): "unnamed.tar' is not a `docker save` archive",
+        saved(tmp_path / "odd.tar", {"RepoTags": "x"}): "odd.tar' is not a `docker save` archive",
+    }
+    found = problems(quickjh_image_archives=list(bad))
+    assert len(found) == len(bad), found
+    for message, problem in zip(bad.values(), found):
+        assert message in problem and problem.startswith("quickjh_image_archives: "), problem
+
+
+def test_only_archives_holding_a_missing_image_are_to_be_loaded(tmp_path):
+    base = saved(tmp_path / "base.tar", [{"RepoTags": ["debian:trixie-slim"]}])
+    both = saved(tmp_path / "both.tar", [{"RepoTags": ["debian:trixie-slim"]}, {"RepoTags": ["r:4"]}])
+    assert checks.archives_lacking([base, both], ["debian:trixie-slim"]) == [both]
+    assert checks.archives_lacking([base, both], ["debian:trixie-slim", "r:4"]) == []
+    assert checks.archives_lacking([base, both], []) == [base, both]
+
+
+def test_image_archives_are_not_needed_to_take_the_hub_down():
+    assert problems(quickjh_image_archives=["/gone/base.tar"], quickjh_state="absent") == []

@@ -1,5 +1,5 @@
-"""Faults: the hub process killed, a build that fails, the Docker daemon restarted, a run killed during the users
-sync. The hub comes back by itself or keeps serving untouched, and the next run converges."""
+"""Faults: the hub process killed, a build that fails, a base image nowhere, the Docker daemon restarted, a run
+killed during the users sync. The hub comes back by itself or keeps serving untouched, and the next run converges."""
 from __future__ import annotations
 
 import json
@@ -43,6 +43,16 @@ def test_a_build_that_fails_names_the_cause_and_leaves_the_hub_serving(settings,
     wait_healthy(hub_url)
     assert hub().id == container.id
     assert login("user1").run("print(6 * 7)").strip() == "42"
+
+
+def test_a_base_image_neither_there_nor_loadable_nor_pullable_stops_the_run_naming_three_ways(hub):
+    container = hub()
+    result = converge("-e", "quickjh_base_image=debian:quickjh-nowhere", ok=False)
+    said = " ".join((result.stdout + result.stderr).split())  # Ansible folds long messages
+    assert "has no debian:quickjh-nowhere (quickjh_base_image) and could not pull it" in said
+    for way in ("docker load -i base.tar", "quickjh_image_archives", "reach a registry"):
+        assert way in said
+    assert (hub().id, hub().attrs["State"]["StartedAt"]) == (container.id, container.attrs["State"]["StartedAt"])
 
 
 def restart_docker_daemon() -> None:

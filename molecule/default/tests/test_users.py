@@ -4,12 +4,15 @@ Runs after test_default.py on the same deployment; every check is what a user or
 """
 from __future__ import annotations
 
+import json
 import re
 import time
+from pathlib import Path
 
+import docker
 import pytest
 
-from hubfixtures import can_login, converge_users, wait_healthy
+from hubfixtures import can_login, converge, converge_users, wait_healthy
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +55,17 @@ def test_check_mode_reports_and_changes_nothing(base_users, user):
     result = converge_users(users, "--check", "--diff")
     assert "user3: created" in sync_report(result)
     assert not can_login(user, "user3", "user3-first-pw")
+
+
+def test_check_mode_for_a_hub_not_made_yet_says_so_and_makes_nothing():
+    fresh = {"quickjh_container_name": "quickjh-test-fresh", "quickjh_config_dir": "/tmp/quickjh-test-fresh/config",
+             "quickjh_home_volume": "quickjh-test-fresh-home", "quickjh_state_volume": "quickjh-test-fresh-state"}
+    said = " ".join(converge("--check", "-e", json.dumps(fresh)).stdout.split())
+    assert "has no hub yet: a real run would write /tmp/quickjh-test-fresh/config, start the container" in said
+    client = docker.from_env()
+    assert not client.containers.list(all=True, filters={"name": "quickjh-test-fresh"})
+    assert not client.volumes.list(filters={"name": "quickjh-test-fresh"})
+    assert not Path("/tmp/quickjh-test-fresh").exists()
 
 
 def test_promote_and_demote_take_effect_without_a_new_login(base_users, login, passwords):

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import importlib.machinery
 import importlib.util
+import json
 import re
 import sys
+import tarfile
 from pathlib import Path
 from types import ModuleType
 
@@ -38,6 +40,29 @@ def load_users_program() -> ModuleType:
 def text(value: object) -> str:
     """A value as the inventory wrote it (YAML may give an int where a string is meant, or null)."""
     return "" if value is None else str(value)
+
+
+def archive_images(path: str) -> list[str]:
+    """The image names (REPO:TAG) a `docker save` archive on the controller holds, read from its manifest.json;
+    ValueError naming the path when it is not such an archive."""
+    hint = (f"quickjh_image_archives: {path!r} is not a `docker save` archive of named images "
+            "(docker save -o FILE NAME:TAG)")
+    if not path.startswith("/"):
+        raise ValueError(f"quickjh_image_archives: {path!r} is not an absolute path on the controller")
+    try:
+        with tarfile.open(path) as tar:
+            manifest = json.load(tar.extractfile("manifest.json"))
+        names = [name for image in manifest for name in image.get("RepoTags") or []]
+    except (OSError, KeyError, tarfile.TarError, ValueError, TypeError, AttributeError) as error:
+        raise ValueError(f"{hint}: {error}") from None
+    if not names:
+        raise ValueError(hint)
+    return names
+
+
+def archives_lacking(paths: list[str], present: list[str]) -> list[str]:
+    """The archives holding an image that is not among the present ones (names as Docker lists them)."""
+    return [path for path in paths if set(archive_images(path)) - set(present)]
 
 
 def settings_problems(v: dict) -> list[str]:
@@ -72,6 +97,11 @@ def settings_problems(v: dict) -> list[str]:
     if v["quickjh_restore_archive"] and not text(v["quickjh_restore_archive"]).startswith("/"):
         out.append("quickjh_restore_archive must be the absolute path, on the target, of an archive made by "
                    f"backup.yml; got {v['quickjh_restore_archive']!r}")
+    for path in map(text, v["quickjh_image_archives"] if v["quickjh_state"] == "present" else []):
+        try:
+            archive_images(path)
+        except ValueError as error:
+            out.append(str(error))
     return out
 
 
@@ -100,4 +130,5 @@ def quickjh_problems(v: dict) -> list[str]:
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"quickjh_problems": quickjh_problems}
+        return {"quickjh_problems": quickjh_problems, "quickjh_archive_images": archive_images,
+                "quickjh_archives_lacking": archives_lacking}
