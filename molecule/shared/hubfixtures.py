@@ -24,18 +24,26 @@ def settings(host) -> dict:
 
 @pytest.fixture(scope="module")
 def hub_url(settings) -> str:
-    """The hub's address as users open it, under quickjh_base_url (no slash at the end)."""
+    """The hub's address as users open it, under quickjh_base_url (no slash at the end): the host's address over
+    SSH (the remote scenario publishes each server's port on it), else the address the port is published on."""
     scheme = "http" if settings.get("quickjh_tls", "self-signed") == "off" else "https"
     path = settings.get("quickjh_base_url", "/").strip("/")
-    return f"{scheme}://{settings['quickjh_bind_address']}:{settings['quickjh_port']}" + (f"/{path}" if path else "")
+    address = settings.get("ansible_host", settings["quickjh_bind_address"])
+    return f"{scheme}://{address}:{settings['quickjh_port']}" + (f"/{path}" if path else "")
 
 
 @pytest.fixture(scope="module")
-def verify(settings) -> bool | str:
-    """What clients trust: the hub's own certificate when the role made a self-signed one."""
-    if settings.get("quickjh_tls", "self-signed") == "self-signed":
-        return f"{settings['quickjh_config_dir']}/tls/hub.crt"
-    return True
+def verify(settings, host, tmp_path_factory) -> bool | str:
+    """What clients trust: the hub's own certificate when the role made a self-signed one (on this machine, the
+    file itself, which a re-created hub may have renewed; over SSH, a copy)."""
+    if settings.get("quickjh_tls", "self-signed") != "self-signed":
+        return True
+    cert = f"{settings['quickjh_config_dir']}/tls/hub.crt"
+    if settings.get("ansible_connection") == "local":
+        return cert
+    copy = tmp_path_factory.mktemp("tls") / "hub.crt"
+    copy.write_bytes(host.file(cert).content)
+    return str(copy)
 
 
 @pytest.fixture(scope="module")
