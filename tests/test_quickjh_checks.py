@@ -183,3 +183,32 @@ def test_only_archives_holding_a_missing_image_are_to_be_loaded(tmp_path):
 
 def test_image_archives_are_not_needed_to_take_the_hub_down():
     assert problems(quickjh_image_archives=["/gone/base.tar"], quickjh_state="absent") == []
+
+
+DOCKER = {"quickjh_spawner": "docker"}
+TOOLS = {"name": "tools", "apt_packages": ["figlet"], "pip_packages": ["pyfiglet==1.0.4"]}
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"quickjh_user_cpus": -1, **DOCKER}, "quickjh_user_cpus must be 0 (no limit) or more; got -1"),
+    ({"quickjh_profiles": [dict(TOOLS, name="R")], **DOCKER}, "quickjh_profiles: 'R' is not a profile name"),
+    ({"quickjh_profiles": [dict(TOOLS, name="a b")], **DOCKER}, "quickjh_profiles: 'a b' is not a profile name"),
+    ({"quickjh_profiles": [TOOLS, TOOLS], **DOCKER}, "quickjh_profiles: 'tools' is listed more than once"),
+    ({"quickjh_profiles": [dict(TOOLS, apt_packages=["--allow-unauthenticated"])], **DOCKER},
+     "quickjh_profiles: 'tools': not a package name: --allow-unauthenticated"),
+])
+def test_docker_mode_settings_are_checked(settings, message):
+    found = problems(**settings)
+    assert [p for p in found if message in p], found
+    assert len(found) == 1, found
+
+
+def test_docker_mode_with_limits_and_profiles_has_no_problems():
+    assert problems(quickjh_user_cpus=0.5, quickjh_user_mem_limit="600m", quickjh_profiles=[TOOLS, {"name": "r-4"}],
+                    **DOCKER) == []
+
+
+def test_docker_mode_settings_in_local_mode_are_warned_about_not_refused():
+    assert problems(quickjh_user_cpus=1.5, quickjh_profiles=[TOOLS]) == []  # switching modes keeps the settings
+    assert "in local mode they do nothing" in " ".join(checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS])))
+    assert checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS], **DOCKER)) == []

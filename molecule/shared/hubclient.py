@@ -34,6 +34,11 @@ class LoginFailed(Exception):
     pass
 
 
+class KernelDied(Exception):
+    """The kernel died while running the code (e.g. killed past a memory limit): the server restarts it, and
+    JupyterLab says that the kernel appears to have died and will restart automatically."""
+
+
 class HubUser:
     def __init__(self, base_url: str, name: str, verify: bool | str = True) -> None:
         self.base = base_url.rstrip("/")  # may have a path: a hub under quickjh_base_url, or behind a proxy
@@ -70,8 +75,9 @@ class HubUser:
         reply.raise_for_status()
         return reply.json()
 
-    def start_server(self, timeout: float = 90) -> None:
-        reply = self.hub_api("POST", f"/users/{self.name}/server")
+    def start_server(self, timeout: float = 90, options: dict | None = None) -> None:
+        """Start the user's server (options: what the spawn form would send, e.g. a profile) and open it."""
+        reply = self.hub_api("POST", f"/users/{self.name}/server", json=options or {})
         if reply.status_code not in (201, 202, 400):  # 400: already running
             reply.raise_for_status()
         deadline = time.monotonic() + timeout
@@ -188,6 +194,9 @@ class HubUser:
         try:
             while time.monotonic() < deadline:
                 msg = json.loads(ws.recv())
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] in ("restarting", "dead"):
+                    raise KernelDied(f"{self.name}: the kernel {msg['content']['execution_state']}; printed "
+                                     f"{''.join(out)!r}")  # the server's word, about no request in particular
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
                 kind, content = msg["msg_type"], msg["content"]

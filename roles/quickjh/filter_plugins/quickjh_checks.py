@@ -22,6 +22,7 @@ URL = re.compile(r"https?://\S+")
 PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*([\[<>=!~;@ ].*)?")
 PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a URL path: it goes into the hub's config as it is
 LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
+PROFILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,30}")  # goes into an image's name
 
 
 def load_users_program() -> ModuleType:
@@ -63,6 +64,25 @@ def archive_images(path: str) -> list[str]:
 def archives_lacking(paths: list[str], present: list[str]) -> list[str]:
     """The archives holding an image that is not among the present ones (names as Docker lists them)."""
     return [path for path in paths if set(archive_images(path)) - set(present)]
+
+
+def docker_mode_problems(v: dict) -> list[str]:
+    """Settings of users' own containers (quickjh_spawner: docker)."""
+    out = []
+    if float(v["quickjh_user_cpus"]) < 0:
+        out.append(f"quickjh_user_cpus must be 0 (no limit) or more; got {v['quickjh_user_cpus']}")
+    names = [text(profile.get("name")) for profile in v["quickjh_profiles"]]
+    for index, name in enumerate(names):
+        if not PROFILE.fullmatch(name):
+            out.append(f"quickjh_profiles: {name!r} is not a profile name (lower-case letters, digits, - and _; "
+                       "at most 31)")
+        elif name in names[:index]:
+            out.append(f"quickjh_profiles: {name!r} is listed more than once")
+    for profile in v["quickjh_profiles"]:
+        packages = [text(package) for key in ("apt_packages", "pip_packages") for package in profile.get(key) or []]
+        out += [f"quickjh_profiles: {text(profile.get('name'))!r}: not a package name: {package}"
+                for package in packages if not PACKAGE.fullmatch(package)]
+    return out
 
 
 def settings_problems(v: dict) -> list[str]:
@@ -107,11 +127,15 @@ def settings_problems(v: dict) -> list[str]:
 
 def warnings(v: dict) -> list[str]:
     """Settings that work but that the team lead should know about."""
+    out = []
     if v["quickjh_tls"] == "off" and not LOOPBACK.fullmatch(text(v["quickjh_bind_address"])):
-        return [f"quickjh_tls is off and the hub is published on {v['quickjh_bind_address']}:{v['quickjh_port']}: "
-                "passwords and session cookies cross the network in plain HTTP. Keep it off only on a trusted network "
-                "or behind a TLS proxy; quickjh_tls: self-signed (the default) or files otherwise."]
-    return []
+        out.append(f"quickjh_tls is off and the hub is published on {v['quickjh_bind_address']}:{v['quickjh_port']}: "
+                   "passwords and session cookies cross the network in plain HTTP. Keep it off only on a trusted "
+                   "network or behind a TLS proxy; quickjh_tls: self-signed (the default) or files otherwise.")
+    if v["quickjh_spawner"] != "docker" and (float(v["quickjh_user_cpus"]) > 0 or v["quickjh_profiles"]):
+        out.append("quickjh_user_cpus and quickjh_profiles apply to users' own containers (quickjh_spawner: docker): "
+                   "in local mode they do nothing (quickjh_cpus limits the whole hub)")
+    return out
 
 
 def quickjh_problems(v: dict) -> list[str]:
@@ -125,7 +149,7 @@ def quickjh_problems(v: dict) -> list[str]:
         allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]))
     shared = program.shared_problems(v["quickjh_shared_folders"], v["quickjh_users"])
     return [f"quickjh_users: {problem}" for problem in users] + \
-        [f"quickjh_shared_folders: {problem}" for problem in shared] + settings_problems(v)
+        [f"quickjh_shared_folders: {problem}" for problem in shared] + settings_problems(v) + docker_mode_problems(v)
 
 
 class FilterModule:
