@@ -27,10 +27,11 @@ def users(count: int) -> list[dict]:
     return [{"name": f"bench{i:04d}", "password": f"bench-pw-{i:04d}"} for i in range(count)]
 
 
-def playbook(listed: list[dict]) -> tuple[float, float, str]:
-    """Run the playbook with these users; return its wall time, the sync task's time and its recap line."""
+def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
+    """Run the playbook with these users (and settings); return its wall time, the sync task's time and its recap
+    line."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as extra:
-        json.dump(dict(NAMES, quickjh_users=listed), extra)
+        json.dump(dict(NAMES, quickjh_users=listed, **settings), extra)
     env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
     start = time.monotonic()
     out = subprocess.run(["ansible-playbook", "-i", "inventory.example", "playbook.yml", "-e", f"@{extra.name}"],
@@ -46,8 +47,10 @@ def playbook(listed: list[dict]) -> tuple[float, float, str]:
 
 
 def clean(image: bool = False) -> None:
-    """Remove the bench hub: container, volumes, folders (and its image)."""
-    subprocess.run("docker rm -f quickjh-bench; docker volume rm quickjh-bench-home quickjh-bench-state; "
+    """Remove the bench hub: container, users' containers (docker mode), network, volumes, folders (and its
+    image)."""
+    subprocess.run("docker rm -f quickjh-bench $(docker ps -aq --filter label=quickjh.hub=quickjh-bench); "
+                   "docker network rm quickjh-bench-users; docker volume rm quickjh-bench-home quickjh-bench-state; "
                    "rm -rf /tmp/quickjh-bench", shell=True, capture_output=True, check=False)
     if image:
         subprocess.run("docker images -q quickjh-bench | xargs -r docker rmi -f", shell=True, capture_output=True,

@@ -2,11 +2,12 @@
 """Benchmark of a team arriving together: N users at once, each logs in as a browser does, starts the server,
 starts a kernel over its websocket, runs code, checks the output and stops (molecule/shared/crowd.py). First one
 user alone, 5 times. Prints ok/failed, the wall time, p50/p95 of login, spawn and login-to-output, and the peak
-memory of the hub process and of the whole container. It measures quickjh's hub (bench/benchhub.py), then the
-bare hub of the seed recipe built from the same base and versions (bench/barehub.py), and removes both.
+memory of the hub process and of the whole container. It measures quickjh's hub (bench/benchhub.py), the same
+with quickjh_spawner docker (a container per user), then the bare hub of the seed recipe built from the same base
+and versions (bench/barehub.py), and removes them.
 
-  .venv/bin/python bench/load.py [quickjh|bare] [COUNTS...]   (default: both hubs, 20 and 50 users; needs
-                                                              `make deploy`'s set-up)
+  .venv/bin/python bench/load.py [quickjh|docker|bare] [COUNTS...]   (default: the three hubs, 20 and 50 users;
+                                                                     needs `make deploy`'s set-up)
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def measure(label: str, url: str, verify: bool | str, container: str, passwords:
 
 
 def main(args: list[str]) -> None:
-    hubs = [a for a in args if a in ("quickjh", "bare")] or ["quickjh", "bare"]
+    hubs = [a for a in args if a in ("quickjh", "docker", "bare")] or ["quickjh", "docker", "bare"]
     counts = [int(a) for a in args if a.isdigit()] or [20, 50]
     listed = users(max(counts))
     passwords = {u["name"]: u["password"] for u in listed}
@@ -75,6 +76,11 @@ def main(args: list[str]) -> None:
             clean()
             playbook(listed)
             measure("quickjh", URL, CERT, "quickjh-bench", passwords, counts)
+            clean()
+        if "docker" in hubs:
+            clean()
+            playbook(listed, quickjh_spawner="docker")
+            measure("quickjh docker mode", URL, CERT, "quickjh-bench", passwords, counts)
             clean()
         if "bare" in hubs:
             barehub.start(passwords)
