@@ -85,6 +85,18 @@ def can_login(user, name: str, password: str) -> bool:
     return True
 
 
+def own_venv_becomes_their_kernel(owner, other) -> None:
+    """The README's recipe for a kernel of one's own: owner's venv becomes owner's kernel, and not other's."""
+    printed = owner.terminal(
+        "python3 -m venv ~/myenv && ~/myenv/bin/pip install -q ipykernel"
+        " && ~/myenv/bin/python -m ipykernel install --user --name myenv --display-name 'My env'", timeout=600)
+    assert printed.endswith("[exit 0]"), printed[-2000:]
+    assert "myenv" in owner.server_api("GET", "/kernelspecs").json()["kernelspecs"]
+    assert "myenv" not in other.server_api("GET", "/kernelspecs").json()["kernelspecs"]
+    assert owner.run("import sys; print(sys.executable)", kernel="myenv").strip() == \
+        f"/home/{owner.name}/myenv/bin/python"
+
+
 def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
     """Run a playbook against the scenario's instance (extra: ansible-playbook options); check it succeeded or not."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")

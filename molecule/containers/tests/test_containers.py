@@ -10,7 +10,7 @@ import docker
 import pytest
 
 from hubclient import KernelDied
-from hubfixtures import converge_users
+from hubfixtures import converge_users, own_venv_becomes_their_kernel
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +75,7 @@ def test_pip_install_goes_into_the_home_and_imports_in_the_running_kernel(login)
 
 
 def test_a_users_own_venv_becomes_their_kernel(login):
-    user1, admin = login("user1"), login("admin")
-    printed = user1.terminal(
-        "python3 -m venv --system-site-packages ~/myenv && ~/myenv/bin/pip install -q ipykernel"
-        " && ~/myenv/bin/python -m ipykernel install --user --name myenv --display-name 'My env'", timeout=600)
-    assert printed.endswith("[exit 0]"), printed[-2000:]
-    assert "myenv" in user1.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert "myenv" not in admin.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
+    own_venv_becomes_their_kernel(login("user1"), login("admin"))
 
 
 def test_admins_have_no_sudo_in_their_container_but_stay_hub_admins(login, passwords):

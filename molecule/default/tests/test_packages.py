@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from hubfixtures import converge, wait_healthy
+from hubfixtures import converge, own_venv_becomes_their_kernel, wait_healthy
 
 IMPORT = "import importlib, sys\ntry:\n    m = importlib.import_module({name!r}); print('found', m.__file__)\nexcept ImportError:\n    print('missing')\n"
 
@@ -51,14 +51,7 @@ def test_sudo_pip_installs_for_everyone_and_users_cannot_write_the_shared_venv(l
 
 
 def test_a_users_own_venv_becomes_their_kernel(login):
-    user1, admin = login("user1"), login("admin")
-    printed = user1.terminal(
-        "python3 -m venv ~/myenv && ~/myenv/bin/pip install -q ipykernel"
-        " && ~/myenv/bin/python -m ipykernel install --user --name myenv --display-name 'My env'", timeout=600)
-    assert printed.endswith("[exit 0]"), printed[-2000:]
-    assert "myenv" in user1.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert "myenv" not in admin.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
+    own_venv_becomes_their_kernel(login("user1"), login("admin"))
 
 
 def test_packages_and_kernels_survive_recreation_and_a_package_change(hub, hub_url, login):
