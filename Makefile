@@ -19,6 +19,8 @@ test: venv docker base-image browser
 	scripts/test-scenarios.sh $(SCENARIO)
 
 lint: venv
+	ruff check .
+	ruff format --check .
 	ansible-lint
 	yamllint .
 

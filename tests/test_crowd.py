@@ -1,4 +1,5 @@
 """The load figures' arithmetic (molecule/shared/crowd.py): nearest-rank percentiles and the summary line."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "molecule" / "shared"))
-from crowd import Arrival, percentile, summary  # noqa: E402
+from crowd import Arrival, percentile, summary
 
 
 def test_percentile_is_nearest_rank():

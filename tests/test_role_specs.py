@@ -1,5 +1,6 @@
 """meta/argument_specs.yml and defaults/main.yml say the same: ansible-core does not apply the spec's defaults, so
 nothing else keeps them equal."""
+
 from __future__ import annotations
 
 import yaml

@@ -1,41 +1,32 @@
 """quickjh_problems: every rule of the role's variables, checked on the controller before anything is touched.
 
 argument_specs has already checked types, choices and unknown keys; these are the rules types cannot say. The
-users list's rules are quickjh-users' own (files/quickjh-users.py, which runs them again in the container).
+users list's rules are the package's own (files/quickjh/rules.py, which the container runs again before a sync).
 """
+
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
+import datetime
 import json
 import re
 import sys
 import tarfile
 from pathlib import Path
-from types import ModuleType
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.utils.display import Display
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files"))  # the role's package, as in the image
+from quickjh.rules import shared_problems, user_problems
 
 SIZE = re.compile(r"[0-9]+[bkmgBKMG]?")
 URL = re.compile(r"https?://\S+")
 PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*([\[<>=!~;@ ].*)?")
 PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a URL path: it goes into the hub's config as it is
 LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
+# Settings a quickjh_spawner has no use for (the run warns when they are set).
+IGNORED_BY_MODE = {"local": ("quickjh_user_cpus", "quickjh_profiles"), "docker": ()}
 PROFILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,30}")  # goes into an image's name
-
-
-def load_users_program() -> ModuleType:
-    """files/quickjh-users.py (a program without a module name), imported once."""
-    if "quickjh_users" not in sys.modules:
-        files = Path(__file__).resolve().parents[1] / "files"
-        sys.path.append(str(files))  # for its own import of quickjh_nofollow, next to it as in the image
-        path = str(files / "quickjh-users.py")
-        loader = importlib.machinery.SourceFileLoader("quickjh_users", path)
-        module = importlib.util.module_from_spec(importlib.util.spec_from_loader("quickjh_users", loader))
-        sys.modules["quickjh_users"] = module  # dataclasses look their module up
-        loader.exec_module(module)
-    return sys.modules["quickjh_users"]
 
 
 def text(value: object) -> str:
@@ -46,8 +37,10 @@ def text(value: object) -> str:
 def archive_images(path: str) -> list[str]:
     """The image names (REPO:TAG) a `docker save` archive on the controller holds, read from its manifest.json;
     ValueError naming the path when it is not such an archive."""
-    hint = (f"quickjh_image_archives: {path!r} is not a `docker save` archive of named images "
-            "(docker save -o FILE NAME:TAG)")
+    hint = (
+        f"quickjh_image_archives: {path!r} is not a `docker save` archive of named images "
+        "(docker save -o FILE NAME:TAG)"
+    )
     if not path.startswith("/"):
         raise ValueError(f"quickjh_image_archives: {path!r} is not an absolute path on the controller")
     try:
@@ -74,49 +67,76 @@ def docker_mode_problems(v: dict) -> list[str]:
     names = [text(profile.get("name")) for profile in v["quickjh_profiles"]]
     for index, name in enumerate(names):
         if not PROFILE.fullmatch(name):
-            out.append(f"quickjh_profiles: {name!r} is not a profile name (lower-case letters, digits, - and _; "
-                       "at most 31)")
+            out.append(
+                f"quickjh_profiles: {name!r} is not a profile name (lower-case letters, digits, - and _; at most 31)"
+            )
         elif name in names[:index]:
             out.append(f"quickjh_profiles: {name!r} is listed more than once")
     for profile in v["quickjh_profiles"]:
         packages = [text(package) for key in ("apt_packages", "pip_packages") for package in profile.get(key) or []]
-        out += [f"quickjh_profiles: {text(profile.get('name'))!r}: not a package name: {package}"
-                for package in packages if not PACKAGE.fullmatch(package)]
+        out += [
+            f"quickjh_profiles: {text(profile.get('name'))!r}: not a package name: {package}"
+            for package in packages
+            if not PACKAGE.fullmatch(package)
+        ]
     return out
 
 
 def settings_problems(v: dict) -> list[str]:
     """The settings other than the users list."""
-    urls = [text(url) for url in (v["quickjh_pip_index_url"], v["quickjh_http_proxy"], v["quickjh_https_proxy"],
-                                  *v["quickjh_pip_extra_index_urls"])]
+    urls = [
+        text(url)
+        for url in (
+            v["quickjh_pip_index_url"],
+            v["quickjh_http_proxy"],
+            v["quickjh_https_proxy"],
+            *v["quickjh_pip_extra_index_urls"],
+        )
+    ]
     out = [f"not an http(s):// URL: {url}" for url in urls if url and not URL.fullmatch(url)]
-    out += [f"not a package name: {package}" for package in map(text, v["quickjh_pip_packages"] +
-                                                                 v["quickjh_apt_packages"])
-            if not PACKAGE.fullmatch(package)]
-    if v["quickjh_tls"] == "files" and not (v["quickjh_tls_cert"] and v["quickjh_tls_key"]):
-        out.append("quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key")
+    out += [
+        f"not a package name: {package}"
+        for package in map(text, v["quickjh_pip_packages"] + v["quickjh_apt_packages"])
+        if not PACKAGE.fullmatch(package)
+    ]
+    if v["quickjh_tls"] == "files":
+        out += certificate_problems(text(v["quickjh_tls_cert"]), text(v["quickjh_tls_key"]))
     sizes = (("quickjh_mem_limit", "8g"), ("quickjh_user_mem_limit", "2g"), ("quickjh_log_max_size", "10m"))
     for name, example in sizes:
         if (v[name] or name == "quickjh_log_max_size") and not SIZE.fullmatch(text(v[name])):
             out.append(f"{name}: {v[name]} is not a size like {example}")
-    number = {name: float(v[name]) for name in ("quickjh_cull_idle_timeout", "quickjh_cull_every", "quickjh_cpus",
-                                                "quickjh_log_max_files")}  # `-e name=1` passes a string
-    if number["quickjh_cull_idle_timeout"] < 0 or number["quickjh_cull_every"] < 1 or number["quickjh_cpus"] < 0 \
-            or number["quickjh_log_max_files"] < 1:
-        out.append("quickjh_cull_idle_timeout and quickjh_cull_every must be 0 or more, quickjh_cpus and "
-                   "quickjh_log_max_files more than 0")
+    number = {
+        name: float(v[name])
+        for name in ("quickjh_cull_idle_timeout", "quickjh_cull_every", "quickjh_cpus", "quickjh_log_max_files")
+    }  # `-e name=1` passes a string
+    if (
+        number["quickjh_cull_idle_timeout"] < 0
+        or number["quickjh_cull_every"] < 1
+        or number["quickjh_cpus"] < 0
+        or number["quickjh_log_max_files"] < 1
+    ):
+        out.append(
+            "quickjh_cull_idle_timeout and quickjh_cull_every must be 0 or more, quickjh_cpus and "
+            "quickjh_log_max_files more than 0"
+        )
     if not PAGE.fullmatch(text(v["quickjh_default_url"])):
-        out.append(f"quickjh_default_url: {v['quickjh_default_url']!r} is not a page of the user's server like /lab "
-                   "or /tree (letters, digits, / . _ ~ -)")
+        out.append(
+            f"quickjh_default_url: {v['quickjh_default_url']!r} is not a page of the user's server like /lab "
+            "or /tree (letters, digits, / . _ ~ -)"
+        )
     base_url = text(v["quickjh_base_url"])
     if not PAGE.fullmatch(base_url) or "//" in base_url or {".", ".."} & set(base_url.split("/")):
-        out.append(f"quickjh_base_url: {v['quickjh_base_url']!r} is not a path like / or /jupyter/ (a slash first; "
-                   "letters, digits, / . _ ~ -; no . or .. folder)")
+        out.append(
+            f"quickjh_base_url: {v['quickjh_base_url']!r} is not a path like / or /jupyter/ (a slash first; "
+            "letters, digits, / . _ ~ -; no . or .. folder)"
+        )
     if any(int(v[name]) < 0 for name in ("quickjh_user_max_processes", "quickjh_pids_limit")):
         out.append("quickjh_user_max_processes and quickjh_pids_limit must be 0 (no limit) or more")
     if v["quickjh_restore_archive"] and not text(v["quickjh_restore_archive"]).startswith("/"):
-        out.append("quickjh_restore_archive must be the absolute path, on the target, of an archive made by "
-                   f"backup.yml; got {v['quickjh_restore_archive']!r}")
+        out.append(
+            "quickjh_restore_archive must be the absolute path, on the target, of an archive made by "
+            f"backup.yml; got {v['quickjh_restore_archive']!r}"
+        )
     for path in map(text, v["quickjh_image_archives"] if v["quickjh_state"] == "present" else []):
         try:
             archive_images(path)
@@ -125,34 +145,69 @@ def settings_problems(v: dict) -> list[str]:
     return out
 
 
-def warnings(v: dict) -> list[str]:
+def certificate_problems(cert: str, key: str) -> list[str]:
+    """The certificate and key of quickjh_tls files (paths on the controller): there, a pair, and valid now."""
+    if not (cert and key):
+        return ["quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key"]
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        certificate = x509.load_pem_x509_certificate(Path(cert).read_bytes())
+        private = serialization.load_pem_private_key(Path(key).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as error:
+        return [f"quickjh_tls_cert {cert} and quickjh_tls_key {key}: not a PEM certificate and key ({error})"]
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    if certificate.public_key().public_bytes(serialization.Encoding.PEM, public) != private.public_key().public_bytes(
+        serialization.Encoding.PEM, public
+    ):
+        return [f"quickjh_tls_cert {cert}: not the certificate of quickjh_tls_key {key}"]
+    if certificate.not_valid_after_utc < datetime.datetime.now(datetime.UTC):
+        return [f"quickjh_tls_cert {cert}: expired on {certificate.not_valid_after_utc:%Y-%m-%d}"]
+    return []
+
+
+def warnings(v: dict, https: bool) -> list[str]:
     """Settings that work but that the team lead should know about."""
     out = []
-    if v["quickjh_tls"] == "off" and not LOOPBACK.fullmatch(text(v["quickjh_bind_address"])):
-        out.append(f"quickjh_tls is off and the hub is published on {v['quickjh_bind_address']}:{v['quickjh_port']}: "
-                   "passwords and session cookies cross the network in plain HTTP. Keep it off only on a trusted "
-                   "network or behind a TLS proxy; quickjh_tls: self-signed (the default) or files otherwise.")
-    if v["quickjh_spawner"] != "docker" and (float(v["quickjh_user_cpus"]) > 0 or v["quickjh_profiles"]):
-        out.append("quickjh_user_cpus and quickjh_profiles apply to users' own containers (quickjh_spawner: docker): "
-                   "in local mode they do nothing (quickjh_cpus limits the whole hub)")
+    if not https and not LOOPBACK.fullmatch(text(v["quickjh_bind_address"])):
+        out.append(
+            f"quickjh_tls is off and the hub is published on {v['quickjh_bind_address']}:{v['quickjh_port']}: "
+            "passwords and session cookies cross the network in plain HTTP. Keep it off only on a trusted "
+            "network or behind a TLS proxy; quickjh_tls: self-signed (the default) or files otherwise."
+        )
+    ignored = [name for name in IGNORED_BY_MODE[v["quickjh_spawner"]] if v[name] and v[name] not in ("0", "0.0")]
+    if ignored:
+        out.append(
+            f"{' and '.join(ignored)} do nothing with quickjh_spawner {v['quickjh_spawner']} (they set users' "
+            "own containers; quickjh_cpus limits the whole hub)"
+        )
     return out
 
 
-def quickjh_problems(v: dict) -> list[str]:
+def quickjh_problems(v: dict, https: bool = True) -> list[str]:
     """Every problem of the role's variables v (name -> value), as messages that name the bad value; what is only
-    worth knowing is shown as an Ansible warning."""
-    for warning in warnings(v):
+    worth knowing is shown as an Ansible warning. https: whether quickjh_tls serves HTTPS (the role's vars say)."""
+    for warning in warnings(v, https):
         Display().warning(warning)
-    program = load_users_program()
-    users = program.user_problems(
-        v["quickjh_users"], min_password_length=int(v["quickjh_min_password_length"]),
-        allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]))
-    shared = program.shared_problems(v["quickjh_shared_folders"], v["quickjh_users"])
-    return [f"quickjh_users: {problem}" for problem in users] + \
-        [f"quickjh_shared_folders: {problem}" for problem in shared] + settings_problems(v) + docker_mode_problems(v)
+    users = user_problems(
+        v["quickjh_users"],
+        min_password_length=int(v["quickjh_min_password_length"]),
+        allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]),
+    )
+    shared = shared_problems(v["quickjh_shared_folders"], v["quickjh_users"])
+    return (
+        [f"quickjh_users: {problem}" for problem in users]
+        + [f"quickjh_shared_folders: {problem}" for problem in shared]
+        + settings_problems(v)
+        + docker_mode_problems(v)
+    )
 
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"quickjh_problems": quickjh_problems, "quickjh_archive_images": archive_images,
-                "quickjh_archives_lacking": archives_lacking}
+        return {
+            "quickjh_problems": quickjh_problems,
+            "quickjh_archive_images": archive_images,
+            "quickjh_archives_lacking": archives_lacking,
+        }

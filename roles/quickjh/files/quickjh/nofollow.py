@@ -1,9 +1,10 @@
-"""quickjh_nofollow: what root does in places users control (their homes), without following a link they swap in.
+"""What root does in places users control (their homes), without following a link they swap in.
 
 Every path below a home is opened relative to its parent's open folder with O_NOFOLLOW and judged by fstat of what
 was opened, never by a name looked up again (no check-then-act). What only the user may do is done in a child
-process that has become the user. quickjh-users and quickjh-backup import it (it sits next to them in the image).
+process that has become the user. The accounts program, the backups and the per-user start import it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,8 +26,9 @@ MAX_DEPTH, MAX_PATH = 64, 3000
 # The default ACL of a shared folder and of every folder in it (Linux's binary form: version 2, then tag,
 # permissions, id): owner rwx, group rwx, others nothing. What is made in it gets the group's rights from the mode it
 # is made with, whatever the umask: new files stay group-writable.
-DEFAULT_ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perms, 0xFFFFFFFF)
-                                             for tag, perms in ((0x01, 7), (0x04, 7), (0x20, 0)))
+DEFAULT_ACL = struct.pack("<I", 2) + b"".join(
+    struct.pack("<HHI", tag, perms, 0xFFFFFFFF) for tag, perms in ((0x01, 7), (0x04, 7), (0x20, 0))
+)
 # Left out of an archive without a word: gone or swapped for a link since the listing.
 GONE = (errno.ENOENT, errno.ELOOP, errno.EINVAL, errno.ENXIO)
 
@@ -72,18 +74,22 @@ def as_user(uid: int, gid: int, action: Callable[[], None], timeout: float = 10)
         time.sleep(0.005)
 
 
-def fix_home(home: Path, uid: int, gid: int) -> None:
-    """home (made if missing, in root's own /home) owned by uid, mode 700, with ~/notebook made by the user."""
-    try:
-        os.mkdir(home, 0o700)
-    except FileExistsError:
-        pass
-    fd = open_dir(home)
+def own_dir(path: str | Path, uid: int, gid: int, mode: int = 0o700) -> None:
+    """path (made if missing, in a folder only root may write) owned by uid:gid with mode, set through the opened
+    folder: a link planted in its place is refused, never followed."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, mode)
+    fd = open_dir(path)
     try:
         os.fchown(fd, uid, gid)
-        os.fchmod(fd, 0o700)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
+
+
+def fix_home(home: Path, uid: int, gid: int) -> None:
+    """home (made if missing, in root's own /home) owned by uid, mode 700, with ~/notebook made by the user."""
+    own_dir(home, uid, gid)
     if not as_user(uid, gid, lambda: os.makedirs(home / "notebook", 0o755, exist_ok=True)):
         raise Refused(f"{home}/notebook is not a folder the user can use (a link, or a file)")
 
@@ -159,6 +165,7 @@ def end_processes(uid: int, tries: int = 200) -> None:
 
 # --- archives of homes: only what is really inside, links kept as links ---------------------------------------------
 
+
 class Padded:
     """A file read to exactly `size` bytes: what it holds, then zeros if it shrank while being archived."""
 
@@ -175,14 +182,20 @@ class Padded:
 
 def entry(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.type, info.mode, info.uid, info.gid, info.mtime = kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, \
-        int(st.st_mtime)
+    info.type, info.mode, info.uid, info.gid, info.mtime = (
+        kind,
+        stat.S_IMODE(st.st_mode),
+        st.st_uid,
+        st.st_gid,
+        int(st.st_mtime),
+    )
     info.size = st.st_size if kind == tarfile.REGTYPE else 0
     return info
 
 
-def add_tree(tar: tarfile.TarFile, path: str | Path, arcname: str,
-             skip: Callable[[str], bool] = lambda name: False) -> list[str]:
+def add_tree(
+    tar: tarfile.TarFile, path: str | Path, arcname: str, skip: Callable[[str], bool] = lambda name: False
+) -> list[str]:
     """Add the folder path to tar as arcname: folders, regular files and links (as links, never followed); fifos,
     sockets and devices are left out. Returns what was left out that a user would miss (too deep or long a path,
     a file held by a lease), for the caller to name."""
@@ -195,8 +208,9 @@ def add_tree(tar: tarfile.TarFile, path: str | Path, arcname: str,
     return left_out
 
 
-def add_folder(tar: tarfile.TarFile, fd: int, arcname: str, skip: Callable[[str], bool], left_out: list[str],
-               depth: int) -> None:
+def add_folder(
+    tar: tarfile.TarFile, fd: int, arcname: str, skip: Callable[[str], bool], left_out: list[str], depth: int
+) -> None:
     tar.addfile(entry(arcname, os.fstat(fd), tarfile.DIRTYPE))
     for name in sorted(os.listdir(fd)):
         child = f"{arcname}/{name}"
@@ -208,8 +222,15 @@ def add_folder(tar: tarfile.TarFile, fd: int, arcname: str, skip: Callable[[str]
             add_child(tar, fd, name, child, skip, left_out, depth + 1)
 
 
-def add_child(tar: tarfile.TarFile, parent: int, name: str, arcname: str, skip: Callable[[str], bool],
-              left_out: list[str], depth: int) -> None:
+def add_child(
+    tar: tarfile.TarFile,
+    parent: int,
+    name: str,
+    arcname: str,
+    skip: Callable[[str], bool],
+    left_out: list[str],
+    depth: int,
+) -> None:
     try:
         before = os.stat(name, dir_fd=parent, follow_symlinks=False)
         if stat.S_ISLNK(before.st_mode):

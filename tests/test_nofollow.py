@@ -1,18 +1,19 @@
-"""quickjh_nofollow: root's steps in users' homes never follow a link the user put there (run as root, as CI is)."""
+"""quickjh.nofollow: root's steps in users' homes never follow a link the user put there (run as root, as CI is)."""
+
 from __future__ import annotations
 
 import io
 import os
 import shutil
 import subprocess
-import tempfile
 import tarfile
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-import quickjh_nofollow as nf
+from quickjh import nofollow as nf
 
 # A UID no account of this machine has, its own per run: two runs at once must not signal each other's processes.
 UID = 54000 + os.getpid() % 1000
@@ -87,9 +88,11 @@ def test_end_processes_ends_processes_that_stop_each_other_and_hide_behind_odd_n
 
 
 def test_end_processes_ends_a_process_whose_first_thread_has_exited():
-    code = ("import ctypes, threading, time\n"
-            "threading.Thread(target=time.sleep, args=(100,)).start()\n"
-            "ctypes.CDLL(None).syscall(60, 0)\n")  # SYS_exit of the first thread only: it shows as a zombie
+    code = (
+        "import ctypes, threading, time\n"
+        "threading.Thread(target=time.sleep, args=(100,)).start()\n"
+        "ctypes.CDLL(None).syscall(60, 0)\n"
+    )  # SYS_exit of the first thread only: it shows as a zombie
     survivor = subprocess.Popen(["python3", "-c", code], user=UID, group=UID)
     time.sleep(0.5)
     assert nf.processes_of(UID) == [survivor.pid]
@@ -173,8 +176,13 @@ def member(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: st
 
 
 def test_restore_keeps_owners_and_write_bits_but_drops_setuid_setgid_and_devices(tmp_path):
-    dest = restore(tmp_path, (member("home", tarfile.DIRTYPE, 0o2775), b""), (member("home/suid", mode=0o6777), b"x"),
-                   (member("home/shared", mode=0o664), b"y"), (member("home/null", tarfile.CHRTYPE), b""))
+    dest = restore(
+        tmp_path,
+        (member("home", tarfile.DIRTYPE, 0o2775), b""),
+        (member("home/suid", mode=0o6777), b"x"),
+        (member("home/shared", mode=0o664), b"y"),
+        (member("home/null", tarfile.CHRTYPE), b""),
+    )
     assert (dest / "home/suid").stat().st_mode & 0o7777 == 0o777
     assert (dest / "home/shared").stat().st_mode & 0o777 == 0o664
     assert (dest / "home").stat().st_mode & 0o7777 == 0o2775  # a setgid folder is no privilege
@@ -182,13 +190,19 @@ def test_restore_keeps_owners_and_write_bits_but_drops_setuid_setgid_and_devices
     assert not (dest / "home/null").exists()
 
 
-@pytest.mark.parametrize("members", [
-    [(member("home/out", tarfile.SYMTYPE, link="/tmp"), b""), (member("home/out/planted"), b"x")],
-    [(member("home/up", tarfile.SYMTYPE, link="../.."), b""), (member("home/up/planted"), b"x")],
-    [(member("home/hard", tarfile.LNKTYPE, link="../../etc/passwd"), b"")],
-    [(member("home/out", tarfile.SYMTYPE, link="/etc"), b""),
-     (member("home/h", tarfile.LNKTYPE, link="home/out/passwd"), b"")],
-], ids=["absolute link", "relative link", "hard link", "hard link through a link"])
+@pytest.mark.parametrize(
+    "members",
+    [
+        [(member("home/out", tarfile.SYMTYPE, link="/tmp"), b""), (member("home/out/planted"), b"x")],
+        [(member("home/up", tarfile.SYMTYPE, link="../.."), b""), (member("home/up/planted"), b"x")],
+        [(member("home/hard", tarfile.LNKTYPE, link="../../etc/passwd"), b"")],
+        [
+            (member("home/out", tarfile.SYMTYPE, link="/etc"), b""),
+            (member("home/h", tarfile.LNKTYPE, link="home/out/passwd"), b""),
+        ],
+    ],
+    ids=["absolute link", "relative link", "hard link", "hard link through a link"],
+)
 def test_restore_never_writes_outside_through_a_link(tmp_path, members):
     with pytest.raises(tarfile.FilterError):
         restore(tmp_path, *members)

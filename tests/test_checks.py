@@ -1,5 +1,6 @@
 """The rules of the role's variables (filter_plugins/quickjh_checks.py, users' rules from quickjh-users): each bad
 input gives its message, naming the value, and good input gives none."""
+
 from __future__ import annotations
 
 import io
@@ -9,9 +10,9 @@ import tarfile
 import pytest
 import yaml
 
-from conftest import ROOT, load_plugin
+import quickjh_checks as checks
+from conftest import ROOT
 
-checks = load_plugin("filter_plugins/quickjh_checks.py")
 DEFAULTS = yaml.safe_load((ROOT / "roles/quickjh/defaults/main.yml").read_text())
 OK_PW = "long-enough-pw"
 
@@ -29,10 +30,14 @@ BAD_USERS = [
     ([{"name": "u" * 33, "password": OK_PW}], f"user '{'u' * 33}' is not a valid Linux user name"),
     ([{"name": "daemon", "password": OK_PW}], "user 'daemon' is a name the image uses for itself"),
     ([{"name": "nobody", "password": OK_PW}], "user 'nobody' is a name the image uses for itself"),
-    ([{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}],
-     "user 'twin' is listed more than once"),
-    ([{"name": "both", "password": OK_PW, "password_hash": "$6$abcdefgh$" + "x" * 86}],
-     "user 'both' needs exactly one of password and password_hash"),
+    (
+        [{"name": "twin", "password": OK_PW}, {"name": "twin", "password": OK_PW}],
+        "user 'twin' is listed more than once",
+    ),
+    (
+        [{"name": "both", "password": OK_PW, "password_hash": "$6$abcdefgh$" + "x" * 86}],
+        "user 'both' needs exactly one of password and password_hash",
+    ),
     ([{"name": "neither"}], "user 'neither' needs exactly one of password and password_hash"),
     ([{"name": "samename", "password": "samename"}], "user 'samename' has a password equal to the user name"),
     ([{"name": "shorty", "password": "abc1234"}], "user 'shorty' has a password shorter than 8 characters"),
@@ -41,15 +46,24 @@ BAD_USERS = [
     ([{"name": "hashnl", "password_hash": "$6$abcdefgh$xyz\n"}], "user 'hashnl' has a password_hash that is not"),
     ([{"name": "lowuid", "password": OK_PW, "uid": 999}], "user 'lowuid' has uid 999, outside 1000-60000"),
     ([{"name": "highuid", "password": OK_PW, "uid": 60001}], "user 'highuid' has uid 60001, outside 1000-60000"),
-    ([{"name": "uida", "password": OK_PW, "uid": 3000}, {"name": "uidb", "password": OK_PW, "uid": 3000}],
-     "user 'uida' has uid 3000, which another listed user has too"),
+    (
+        [{"name": "uida", "password": OK_PW, "uid": 3000}, {"name": "uidb", "password": OK_PW, "uid": 3000}],
+        "user 'uida' has uid 3000, which another listed user has too",
+    ),
     ([{"name": "grouper", "password": OK_PW, "groups": ["Data"]}], "user 'grouper' has an invalid group name 'Data'"),
     ([{"name": "newline", "password": "long-enough\nroot:owned"}], "user 'newline' has a password with a control"),
     ([{"name": "tabby", "password": "long\tenough-pw"}], "user 'tabby' has a password with a control character"),
-    *[([{"name": "power", "password": OK_PW, "groups": [group]}], f"user 'power' has group '{group}', a group of the "
-       "image that carries rights") for group in ("sudo", "root", "shadow", "adm", "disk", "docker", "staff")],
-    ([{"name": "ann", "password": OK_PW}, {"name": "peek", "password": OK_PW, "groups": ["ann"]}],
-     "user 'peek' has group 'ann', the own group of a user"),
+    *[
+        (
+            [{"name": "power", "password": OK_PW, "groups": [group]}],
+            f"user 'power' has group '{group}', a group of the image that carries rights",
+        )
+        for group in ("sudo", "root", "shadow", "adm", "disk", "docker", "staff")
+    ],
+    (
+        [{"name": "ann", "password": OK_PW}, {"name": "peek", "password": OK_PW, "groups": ["ann"]}],
+        "user 'peek' has group 'ann', the own group of a user",
+    ),
 ]
 
 
@@ -61,9 +75,12 @@ def test_each_bad_user_entry_is_refused_with_its_message(users, message):
 
 
 def test_a_good_list_has_no_problems_and_absent_users_need_no_password():
-    users = [{"name": "admin", "password": OK_PW, "admin": True}, {"name": "u_2-b", "password_hash": "$y$j9T$abcdefgh"},
-             {"name": "gone", "state": "absent"},
-             {"name": "fixed", "password": OK_PW, "uid": 60000, "groups": ["data"]}]
+    users = [
+        {"name": "admin", "password": OK_PW, "admin": True},
+        {"name": "u_2-b", "password_hash": "$y$j9T$abcdefgh"},
+        {"name": "gone", "state": "absent"},
+        {"name": "fixed", "password": OK_PW, "uid": 60000, "groups": ["data"]},
+    ]
     assert problems(quickjh_users=users) == []
 
 
@@ -92,8 +109,10 @@ BAD_SETTINGS = [
     ({"quickjh_pip_extra_index_urls": ["https://ok", "nope"]}, "not an http(s):// URL: nope"),
     ({"quickjh_pip_packages": ["numpy", "-r /etc/shadow"]}, "not a package name: -r /etc/shadow"),
     ({"quickjh_apt_packages": ["git\nRUN rm -rf /"]}, "not a package name: git\nRUN rm -rf /"),
-    ({"quickjh_tls": "files", "quickjh_tls_cert": "hub.crt"},
-     "quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key"),
+    (
+        {"quickjh_tls": "files", "quickjh_tls_cert": "hub.crt"},
+        "quickjh_tls is files: set quickjh_tls_cert and quickjh_tls_key",
+    ),
     ({"quickjh_mem_limit": "8 GB"}, "quickjh_mem_limit: 8 GB is not a size like 8g"),
     ({"quickjh_user_mem_limit": "lots"}, "quickjh_user_mem_limit: lots is not a size like 2g"),
     ({"quickjh_log_max_size": ""}, "quickjh_log_max_size:  is not a size like 10m"),
@@ -109,15 +128,26 @@ BAD_SETTINGS = [
     ({"quickjh_base_url": "//evil.example/"}, "quickjh_base_url: '//evil.example/' is not a path"),
     ({"quickjh_base_url": "/jupyter/../"}, "quickjh_base_url: '/jupyter/../' is not a path"),
     ({"quickjh_base_url": "/./"}, "quickjh_base_url: '/./' is not a path"),
-    ({"quickjh_shared_folders": [{"name": "Data", "group": "analysts"}]},
-     "quickjh_shared_folders: shared folder 'Data' is not a valid folder name"),
+    (
+        {"quickjh_shared_folders": [{"name": "Data", "group": "analysts"}]},
+        "quickjh_shared_folders: shared folder 'Data' is not a valid folder name",
+    ),
     ({"quickjh_shared_folders": [{"name": "../etc", "group": "analysts"}]}, "shared folder '../etc' is not a valid"),
-    ({"quickjh_shared_folders": [{"name": "data", "group": "a"}, {"name": "data", "group": "b"}]},
-     "shared folder 'data' is listed more than once"),
-    ({"quickjh_shared_folders": [{"name": "data", "group": "sudo"}]},
-     "shared folder 'data' has group 'sudo', a group of the image that carries rights"),
-    ({"quickjh_shared_folders": [{"name": "data", "group": "ann"}], "quickjh_users": [{"name": "ann", "password": OK_PW}]},
-     "shared folder 'data' has group 'ann', the own group of a user"),
+    (
+        {"quickjh_shared_folders": [{"name": "data", "group": "a"}, {"name": "data", "group": "b"}]},
+        "shared folder 'data' is listed more than once",
+    ),
+    (
+        {"quickjh_shared_folders": [{"name": "data", "group": "sudo"}]},
+        "shared folder 'data' has group 'sudo', a group of the image that carries rights",
+    ),
+    (
+        {
+            "quickjh_shared_folders": [{"name": "data", "group": "ann"}],
+            "quickjh_users": [{"name": "ann", "password": OK_PW}],
+        },
+        "shared folder 'data' has group 'ann', the own group of a user",
+    ),
 ]
 
 
@@ -126,23 +156,76 @@ def test_each_bad_setting_is_refused_with_its_message(settings, message):
     assert any(message in p for p in problems(**settings)), problems(**settings)
 
 
-def test_the_defaults_and_common_good_settings_have_no_problems():
+def certificate(folder, days=30, key=None):
+    """A self-signed certificate and its key (or another key's) as files in folder: (cert path, key path)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    own, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "hub.example.org")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(own.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=60))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .sign(own, hashes.SHA256())
+    )
+    (folder / "hub.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / "hub.key").write_bytes(
+        (other if key == "other" else own).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return str(folder / "hub.crt"), str(folder / "hub.key")
+
+
+def test_certificate_files_must_be_a_pair_valid_now(tmp_path):
+    for case in ("good", "other", "expired", "missing"):
+        (tmp_path / case).mkdir()
+    assert checks.certificate_problems(*certificate(tmp_path / "good")) == []
+    cert, key = certificate(tmp_path / "other", key="other")
+    assert checks.certificate_problems(cert, key) == [
+        f"quickjh_tls_cert {cert}: not the certificate of quickjh_tls_key {key}"
+    ]
+    assert "expired on" in checks.certificate_problems(*certificate(tmp_path / "expired", days=-1))[0]
+    cert, _ = certificate(tmp_path / "missing")
+    assert "not a PEM certificate and key" in checks.certificate_problems(cert, str(tmp_path / "none.key"))[0]
+
+
+def test_the_defaults_and_common_good_settings_have_no_problems(tmp_path):
+    cert, key = certificate(tmp_path)
     assert problems() == []
     assert problems(quickjh_default_url="/lab/tree/README.ipynb", quickjh_user_max_processes=0) == []
     assert problems(quickjh_base_url="/jupyter/", quickjh_shared_folders=[{"name": "data", "group": "analysts"}]) == []
     assert problems(quickjh_base_url="/team/hub") == []  # the role adds the last slash
     assert problems(quickjh_base_url="/team.hub/v1.2/") == []
-    assert problems(quickjh_pip_packages=["scikit-learn==1.7.*", "pandas[excel]>=2", "cowsay==6.1"],
-                    quickjh_apt_packages=["git", "r-base"], quickjh_mem_limit="8g", quickjh_cpus=1.5,
-                    quickjh_pip_index_url="https://pypi.example.org/simple", quickjh_tls="files",
-                    quickjh_tls_cert="hub.crt", quickjh_tls_key="hub.key",
-                    quickjh_restore_archive="/var/backups/quickjh/x.tar.gz") == []
+    assert (
+        problems(
+            quickjh_pip_packages=["scikit-learn==1.7.*", "pandas[excel]>=2", "cowsay==6.1"],
+            quickjh_apt_packages=["git", "r-base"],
+            quickjh_mem_limit="8g",
+            quickjh_cpus=1.5,
+            quickjh_pip_index_url="https://pypi.example.org/simple",
+            quickjh_tls="files",
+            quickjh_tls_cert=cert,
+            quickjh_tls_key=key,
+            quickjh_restore_archive="/var/backups/quickjh/x.tar.gz",
+        )
+        == []
+    )
 
 
 def test_plain_http_beyond_the_host_is_warned_about_and_loopback_or_https_is_not():
-    assert "plain HTTP" in " ".join(checks.warnings(dict(DEFAULTS, quickjh_tls="off")))
-    assert checks.warnings(dict(DEFAULTS, quickjh_tls="off", quickjh_bind_address="127.0.0.1")) == []
-    assert checks.warnings(DEFAULTS) == []  # self-signed HTTPS by default
+    assert "plain HTTP" in " ".join(checks.warnings(dict(DEFAULTS, quickjh_tls="off"), https=False))
+    assert checks.warnings(dict(DEFAULTS, quickjh_tls="off", quickjh_bind_address="127.0.0.1"), https=False) == []
+    assert checks.warnings(DEFAULTS, https=True) == []  # self-signed HTTPS by default
 
 
 def saved(path, manifest) -> str:
@@ -169,7 +252,7 @@ def test_image_archives_are_read_for_their_image_names_and_bad_ones_are_named(tm
     }
     found = problems(quickjh_image_archives=list(bad))
     assert len(found) == len(bad), found
-    for message, problem in zip(bad.values(), found):
+    for message, problem in zip(bad.values(), found, strict=True):
         assert message in problem and problem.startswith("quickjh_image_archives: "), problem
 
 
@@ -189,14 +272,19 @@ DOCKER = {"quickjh_spawner": "docker"}
 TOOLS = {"name": "tools", "apt_packages": ["figlet"], "pip_packages": ["pyfiglet==1.0.4"]}
 
 
-@pytest.mark.parametrize("settings,message", [
-    ({"quickjh_user_cpus": -1, **DOCKER}, "quickjh_user_cpus must be 0 (no limit) or more; got -1"),
-    ({"quickjh_profiles": [dict(TOOLS, name="R")], **DOCKER}, "quickjh_profiles: 'R' is not a profile name"),
-    ({"quickjh_profiles": [dict(TOOLS, name="a b")], **DOCKER}, "quickjh_profiles: 'a b' is not a profile name"),
-    ({"quickjh_profiles": [TOOLS, TOOLS], **DOCKER}, "quickjh_profiles: 'tools' is listed more than once"),
-    ({"quickjh_profiles": [dict(TOOLS, apt_packages=["--allow-unauthenticated"])], **DOCKER},
-     "quickjh_profiles: 'tools': not a package name: --allow-unauthenticated"),
-])
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        ({"quickjh_user_cpus": -1, **DOCKER}, "quickjh_user_cpus must be 0 (no limit) or more; got -1"),
+        ({"quickjh_profiles": [dict(TOOLS, name="R")], **DOCKER}, "quickjh_profiles: 'R' is not a profile name"),
+        ({"quickjh_profiles": [dict(TOOLS, name="a b")], **DOCKER}, "quickjh_profiles: 'a b' is not a profile name"),
+        ({"quickjh_profiles": [TOOLS, TOOLS], **DOCKER}, "quickjh_profiles: 'tools' is listed more than once"),
+        (
+            {"quickjh_profiles": [dict(TOOLS, apt_packages=["--allow-unauthenticated"])], **DOCKER},
+            "quickjh_profiles: 'tools': not a package name: --allow-unauthenticated",
+        ),
+    ],
+)
 def test_docker_mode_settings_are_checked(settings, message):
     found = problems(**settings)
     assert [p for p in found if message in p], found
@@ -204,11 +292,16 @@ def test_docker_mode_settings_are_checked(settings, message):
 
 
 def test_docker_mode_with_limits_and_profiles_has_no_problems():
-    assert problems(quickjh_user_cpus=0.5, quickjh_user_mem_limit="600m", quickjh_profiles=[TOOLS, {"name": "r-4"}],
-                    **DOCKER) == []
+    assert (
+        problems(
+            quickjh_user_cpus=0.5, quickjh_user_mem_limit="600m", quickjh_profiles=[TOOLS, {"name": "r-4"}], **DOCKER
+        )
+        == []
+    )
 
 
 def test_docker_mode_settings_in_local_mode_are_warned_about_not_refused():
     assert problems(quickjh_user_cpus=1.5, quickjh_profiles=[TOOLS]) == []  # switching modes keeps the settings
-    assert "in local mode they do nothing" in " ".join(checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS])))
-    assert checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS], **DOCKER)) == []
+    said = " ".join(checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS]), https=True))
+    assert "quickjh_profiles do nothing with quickjh_spawner local" in said
+    assert checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS], **DOCKER), https=True) == []

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 """quickjh-backup: one archive of a hub's homes, state and config, and its way back.
 
   quickjh-backup create ARCHIVE    /quickjh/{state,config,home,shared/*} -> ARCHIVE (tar.gz, mode 600)
@@ -10,8 +9,9 @@ and the entry point runs copy-db before it upgrades the database. Owners (numeri
 The database is copied with SQLite's backup API, so a copy made while the hub writes is whole, never torn.
 Users' homes are hostile ground: the archive holds only what is really in them (links as links, never followed),
 and a restore writes nothing outside /quickjh, no device node and no setuid or setgid file.
-Only the standard library (and quickjh_nofollow, next to it): it runs on the image's system python3.
+Only the standard library and quickjh.nofollow.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +23,7 @@ import tempfile
 from contextlib import closing
 from pathlib import Path
 
-from quickjh_nofollow import DEFAULT_ACL, add_tree, safe_member
+from quickjh.nofollow import DEFAULT_ACL, add_tree, safe_member
 
 ROOT = Path("/quickjh")
 # The hub's own parts first: a bad path in a home cannot cost them. shared/NAME: each shared folder's volume.
@@ -47,12 +47,16 @@ def create(archive: Path, root: Path = ROOT) -> None:
     """Write the archive next to its final name, then rename it: a cut-off run leaves no half archive."""
     partial = archive.with_name(archive.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds password hashes
-    with tempfile.TemporaryDirectory() as tmp, open(fd, "wb") as out, \
-            tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        open(fd, "wb") as out,
+        tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar,
+    ):
         for part in (part for part in PARTS if part != "shared" or (root / part).is_dir()):
             for name in add_tree(tar, root / part, part, skip=SKIP.__contains__):
-                print(f"quickjh-backup: left out (too deep or long a path, or held by a lease): {name}",
-                      file=sys.stderr)
+                print(
+                    f"quickjh-backup: left out (too deep or long a path, or held by a lease): {name}", file=sys.stderr
+                )
         if (root / DB).exists():
             snapshot = Path(tmp) / "jupyterhub.sqlite"
             copy_db(root / DB, snapshot)
@@ -70,8 +74,10 @@ def restore(archive: Path, root: Path = ROOT) -> None:
     """Unpack the archive into empty folders; refuse anything else, before writing a byte."""
     full = [str(folder) for folder in targets(root) if any(folder.iterdir())]
     if full:
-        sys.exit(f"quickjh-backup: not empty: {', '.join(full)}. A restore only fills empty volumes and an empty "
-                 "config folder: take the hub down first with quickjh_state=absent and quickjh_purge_volumes=true.")
+        sys.exit(
+            f"quickjh-backup: not empty: {', '.join(full)}. A restore only fills empty volumes and an empty "
+            "config folder: take the hub down first with quickjh_state=absent and quickjh_purge_volumes=true."
+        )
     with tarfile.open(archive) as tar:
         members = tar.getmembers()
         strange = [m.name for m in members if m.name.split("/")[0] not in PARTS or ".." in m.name.split("/")]
@@ -80,22 +86,24 @@ def restore(archive: Path, root: Path = ROOT) -> None:
         shared = {m.name.split("/")[1] for m in members if m.name.startswith("shared/")}
         missing = sorted(shared - {folder.name for folder in targets(root)[3:]})
         if missing:  # it would land in the one-off container and be lost
-            sys.exit(f"quickjh-backup: {archive} holds the shared folders {', '.join(missing)}, which this hub has "
-                     "not: list them in quickjh_shared_folders, then restore")
+            sys.exit(
+                f"quickjh-backup: {archive} holds the shared folders {', '.join(missing)}, which this hub has "
+                "not: list them in quickjh_shared_folders, then restore"
+            )
         # Owners, modes and links as they were (users' venvs link to /usr/bin/python3), within safe_member's rules.
-        tar.extractall(root, members, numeric_owner=True, filter=safe_member)
+        tar.extractall(root, members, numeric_owner=True, filter=safe_member)  # noqa: S202 (safe_member judges each)
     for folder in targets(root)[3:]:  # tar keeps no ACLs: each shared folder's folders get theirs back
         for _, _, _, fd in os.fwalk(folder, follow_symlinks=False):
             os.setxattr(fd, "system.posix_acl_default", DEFAULT_ACL)
 
 
-def main(argv: list[str]) -> None:
-    commands = {"create": create, "restore": restore,
-                "copy-db": lambda dest: copy_db(Path(os.environ["QUICKJH_STATE"]) / "jupyterhub.sqlite", dest)}
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {
+        "create": create,
+        "restore": restore,
+        "copy-db": lambda dest: copy_db(Path(os.environ["QUICKJH_STATE"]) / "jupyterhub.sqlite", dest),
+    }
     if len(argv) != 2 or argv[0] not in commands:
         sys.exit(__doc__)
     commands[argv[0]](Path(argv[1]))
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

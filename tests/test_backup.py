@@ -1,4 +1,5 @@
 """quickjh-backup: an archive restores homes, state and config as they were, and a live database is copied whole."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import load_program
-
-qb = load_program("quickjh-backup")
+from quickjh import backup as qb
 
 
 def make_hub(root: Path) -> None:

@@ -1,0 +1,44 @@
+"""Logging in to the hub with the container's Linux accounts (PAM), by the rule of quickjh.accounts."""
+
+from __future__ import annotations
+
+from jupyterhub.auth import PAMAuthenticator
+from jupyterhub.handlers.base import BaseHandler
+from traitlets import Unicode
+
+from quickjh.accounts import login_problem
+
+# JupyterHub reads a handler's _token_authenticated when a refresh fails, but sets it only on token logins: a browser
+# (cookie) request of a locked account then got "500 Internal Server Error" instead of 403 or the login page.
+BaseHandler._token_authenticated = False
+
+
+class QuickjhAuthenticator(PAMAuthenticator):
+    """Every human account (UID_MIN..UID_MAX) with a usable password logs in, however it was made (the list,
+    quickjh-adduser, useradd and passwd, adduser); PAM checks the password. Members of sudo are hub admins."""
+
+    add_user_hint = Unicode(
+        "in an admin's terminal: sudo quickjh-adduser {name}",
+        help="Where an admin adds an account in this mode ({name}: the user's), said when a name has none.",
+    ).tag(config=True)
+
+    def normalize_username(self, username):
+        """Linux names are case-sensitive, and PAM checked this very name: the hub keeps it as typed."""
+        return username
+
+    def check_allowed(self, username, authentication=None):
+        return login_problem(username) is None
+
+    async def refresh_user(self, user, handler=None):
+        """Asked again at least every minute and before each server start: an account locked (passwd -l), expired
+        or removed since the login loses its session and its tokens."""
+        return login_problem(user.name) is None
+
+    async def add_user(self, user):
+        """Called at each login, for every known user at the hub's start, and by the admin page's "Add Users":
+        a name without an account that can log in is refused (and forgotten by the hub at its next start)."""
+        problem = login_problem(user.name)
+        if problem:
+            hint = self.add_user_hint.format(name=user.name)
+            raise ValueError(f"{problem}. Add users to quickjh_users and run the playbook, or {hint}")
+        await super().add_user(user)

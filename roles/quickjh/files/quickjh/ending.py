@@ -1,0 +1,30 @@
+"""Ending what a user runs, at once, when rights are taken away (removal, demotion, a group lost) or an admin asks
+(`quickjh-users end NAME`): every process of the user's UID in the hub's container, from root, and in each mode
+what else holds their rights (docker mode: their own container, with its mounts and groups). Nothing here waits on
+a process the user can signal or stop."""
+
+from __future__ import annotations
+
+from quickjh.nofollow import end_processes
+
+
+def remove_containers(name: str, settings: dict) -> None:
+    """The user's own containers, found by this deployment's label (never a container that is not the hub's)."""
+    import docker  # only where docker mode runs: the image has it (DockerSpawner's own dependency)
+
+    hub = settings["hub"]
+    for container in docker.from_env().containers.list(all=True, filters={"label": f"quickjh.hub={hub}"}):
+        labels = container.labels
+        if labels.get("quickjh.user", container.name.removeprefix(f"{hub}-")) == name:
+            container.remove(force=True)
+
+
+# What holds a user's rights besides their processes in the hub's container, by quickjh_spawner.
+SERVERS = {"local": None, "docker": remove_containers}
+
+
+def end_user(name: str, uid: int, settings: dict) -> None:
+    servers = SERVERS[settings["spawner"]]
+    if servers:
+        servers(name, settings)
+    end_processes(uid)

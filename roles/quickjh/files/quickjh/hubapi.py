@@ -1,0 +1,70 @@
+"""The hub's REST API as the accounts program uses it (inside the hub's container, under quickjh_base_url): who the
+hub knows, admin flags, removed users. JupyterHub revokes no admin by itself, so the sync tells it."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+
+from quickjh.settings import state_dir
+
+HUB_API = f"http://127.0.0.1:8081{os.environ.get('QUICKJH_BASE_URL', '/')}hub/api"
+
+
+def hub_api(method: str, path: str, body: dict | None = None) -> object:
+    token = (state_dir() / "quickjh-sync.token").read_text().strip()
+    request = urllib.request.Request(  # noqa: S310 (HUB_API: the hub's own http:// address in the container)
+        HUB_API + path,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Authorization": f"token {token}",
+            "Content-Type": "application/json",
+            "Accept": "application/jupyterhub-pagination+json",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=60) as reply:  # noqa: S310 (as above)
+        text = reply.read()
+    return json.loads(text) if text else None
+
+
+def hub_users() -> dict[str, bool]:
+    """Every user the hub knows, with its admin flag."""
+    found: dict[str, bool] = {}
+    while True:
+        page = hub_api("GET", f"/users?limit=200&offset={len(found)}")
+        items = page["items"] if isinstance(page, dict) else page
+        found.update({u["name"]: u["admin"] for u in items})
+        if not items or not isinstance(page, dict) or not page["_pagination"].get("next"):
+            return found
+
+
+def remove_from_hub(names: list[str]) -> None:
+    for name in names:
+        for attempt in range(30):  # the hub stops the user's server first, and may ask to wait for it
+            try:
+                hub_api("DELETE", f"/users/{name}")
+                break
+            except urllib.error.HTTPError as err:
+                if err.code != 400 or attempt == 29:
+                    raise
+                time.sleep(1)
+
+
+def stop_server(name: str) -> None:
+    """Ask the hub to stop the user's server (nothing to do when none runs)."""
+    try:
+        hub_api("DELETE", f"/users/{name}/server")
+    except urllib.error.HTTPError as err:
+        if err.code not in (400, 404):
+            raise
+
+
+def set_hub_admin(flags: dict[str, bool]) -> None:
+    for name, admin in flags.items():
+        hub_api("PATCH", f"/users/{name}", {"admin": admin})
+        if not admin:  # its processes still hold the sudo group: stop them
+            stop_server(name)

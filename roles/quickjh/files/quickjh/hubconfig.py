@@ -1,0 +1,112 @@
+"""The hub's configuration, applied from the settings file through one small function per concern (jupyterhub_config.py
+calls configure). Each takes JupyterHub's config object and the settings and only sets values, so each is tested
+against a traitlets Config without a running hub. The spawner of each quickjh_spawner is a module of its own,
+quickjh.spawners.NAME, chosen by name; it sets what only that mode needs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+LISTEN = "0.0.0.0:8000"  # the proxy's port in the container; Docker publishes it as quickjh_port
+TLS = Path("/etc/quickjh/tls")  # the role's certificate and key (the config folder, mounted read-only)
+TEMPLATES = "/usr/local/share/quickjh/templates"
+# What users' servers keep of the hub's environment (the image's ENV); QUICKJH_STATE lets `sudo quickjh-adduser`
+# find the state volume.
+ENV_KEEP = ["PATH", "LANG", "LC_ALL", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "QUICKJH_STATE"]
+
+
+def configure(c, settings: dict, state: Path) -> None:
+    """Everything, in order (state: the state volume's mount point)."""
+    set_address(c, settings)
+    set_state(c, state)
+    set_login(c)
+    set_services(c, settings, (state / "quickjh-sync.token").read_text().strip())
+    set_servers(c, settings)
+    set_spawner(c, settings)
+
+
+def set_address(c, settings: dict) -> None:
+    """Listen on all of the container's interfaces (Docker publishes the port), under quickjh_base_url; HTTPS with
+    the role's certificate unless quickjh_tls is off."""
+    scheme = "https" if settings["https"] else "http"
+    c.JupyterHub.bind_url = f"{scheme}://{LISTEN}{settings['base_url']}"
+    if settings["https"]:
+        c.JupyterHub.ssl_cert = str(TLS / "hub.crt")
+        c.JupyterHub.ssl_key = str(TLS / "hub.key")
+
+
+def set_state(c, state: Path) -> None:
+    """Logins (the cookie secret) and the database on the state volume: they survive restarts and re-creation.
+    The proxy's pid file there too (quickjh-start removes one left by a killed container)."""
+    c.JupyterHub.cookie_secret_file = str(state / "jupyterhub_cookie_secret")
+    c.JupyterHub.db_url = f"sqlite:///{state}/jupyterhub.sqlite"
+    c.ConfigurableHTTPProxy.pid_file = str(state / "jupyterhub-proxy.pid")
+    c.JupyterHub.template_paths = [TEMPLATES]  # JupyterHub's pages, with a word on adding users on the admin page
+
+
+def set_login(c) -> None:
+    """The container's Linux accounts log in (quickjh.auth); the rule of who may is asked again at least every
+    minute and before each server start, so a locked or removed account loses its session and its tokens."""
+    c.JupyterHub.authenticator_class = "quickjh.auth.QuickjhAuthenticator"
+    c.Authenticator.any_allow_config = True  # the allow rule is check_allowed's
+    c.Authenticator.delete_invalid_users = True  # users removed with userdel leave the hub too
+    c.Authenticator.auth_refresh_age = 60
+    c.Authenticator.refresh_pre_spawn = True
+    c.Authenticator.auth_refresh_strict = True
+    c.PAMAuthenticator.admin_groups = {"sudo"}
+
+
+def set_services(c, settings: dict, sync_token: str) -> None:
+    """quickjh-sync, the accounts program's way in (admin: only an admin may change another user's admin flag),
+    and the idle culler when quickjh_cull_idle_timeout is set."""
+    c.JupyterHub.services = [{"name": "quickjh-sync", "api_token": sync_token}]
+    c.JupyterHub.load_roles = [{"name": "admin", "services": ["quickjh-sync"]}]
+    timeout, every = settings["cull"]["timeout"], settings["cull"]["every"]
+    if timeout > 0:
+        c.JupyterHub.services.append(
+            {
+                "name": "idle-culler",
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={timeout}",
+                    f"--cull-every={every}",
+                ],
+            }
+        )
+        c.JupyterHub.load_roles.append(
+            {
+                "name": "idle-culler",
+                "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+                "services": ["idle-culler"],
+            }
+        )
+        # Servers and the proxy report activity often enough for that timeout.
+        c.JupyterHub.last_activity_interval = activity_interval(timeout)
+
+
+def activity_interval(cull_timeout: int) -> int:
+    """How often activity is reported: a sixth of the idle timeout, between 10 s and 5 minutes."""
+    return max(10, min(300, cull_timeout // 6))
+
+
+def set_servers(c, settings: dict) -> None:
+    """What every user's server gets, in every mode: the page it opens, ~/notebook, its environment, its limits."""
+    c.Spawner.default_url = settings["default_url"]
+    c.Spawner.notebook_dir = "~/notebook"
+    c.Spawner.env_keep = list(ENV_KEEP)
+    # Config and kernelspecs of the shared, root-owned venv are read, users' own (~/.local) ones win.
+    env = {"JUPYTER_PREFER_ENV_PATH": "0", **settings["environment"]}
+    if settings["limits"]["memory"]:  # each mode's spawner enforces it; MEM_LIMIT shows it in the status bar
+        c.Spawner.mem_limit = settings["limits"]["memory"]
+    if settings["cull"]["timeout"] > 0:
+        env["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(activity_interval(settings["cull"]["timeout"]))
+    c.Spawner.environment = env
+
+
+def set_spawner(c, settings: dict) -> None:
+    """The spawner of quickjh_spawner: the module quickjh.spawners.NAME sets its class and what only it needs."""
+    importlib.import_module(f"quickjh.spawners.{settings['spawner']}").configure(c, settings)

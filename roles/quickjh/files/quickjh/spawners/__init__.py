@@ -1,0 +1,1 @@
+"""One module per quickjh_spawner, chosen by name (quickjh.hubconfig.set_spawner): each has configure(c, settings)."""

@@ -1,0 +1,179 @@
+"""The hub's configuration from the settings file (quickjh.hubconfig and each mode's spawner module), checked on a
+traitlets Config as JupyterHub would load it, without a running hub: every mode and every option that changes a
+setting."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+from traitlets.config import Config
+
+from quickjh import hubconfig
+from quickjh.spawners import docker as docker_mode
+from quickjh.spawners import local as local_mode
+
+SETTINGS = {
+    "hub": "quickjh",
+    "base_url": "/",
+    "https": True,
+    "spawner": "local",
+    "default_url": "/lab",
+    "cull": {"timeout": 3600, "every": 300},
+    "shared_folders": {},
+    "environment": {},
+    "limits": {"memory": 0, "cpus": 0.0, "processes": 512},
+    "log": {"max_size": "10m", "max_files": 5},
+    "docker": {"network": "quickjh-users", "home_volume": "quickjh_home", "profiles": {}},
+}
+
+
+def settings(**changes) -> dict:
+    out = copy.deepcopy(SETTINGS)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key].update(value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def state(tmp_path) -> Path:
+    (tmp_path / "quickjh-sync.token").write_text("sync-token\n")
+    return tmp_path
+
+
+def configured(state: Path, **changes) -> Config:
+    c = Config()
+    hubconfig.configure(c, settings(**changes), state)
+    return c
+
+
+def test_https_by_default_under_the_base_url_with_the_roles_certificate(state):
+    c = configured(state)
+    assert c.JupyterHub.bind_url == "https://0.0.0.0:8000/"
+    assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == ("/etc/quickjh/tls/hub.crt", "/etc/quickjh/tls/hub.key")
+    c = configured(state, https=False, base_url="/jupyter/")
+    assert c.JupyterHub.bind_url == "http://0.0.0.0:8000/jupyter/"
+    assert "ssl_cert" not in c.JupyterHub and "ssl_key" not in c.JupyterHub
+
+
+def test_state_on_the_state_volume(state):
+    c = configured(state)
+    assert c.JupyterHub.cookie_secret_file == f"{state}/jupyterhub_cookie_secret"
+    assert c.JupyterHub.db_url == f"sqlite:///{state}/jupyterhub.sqlite"
+    assert c.ConfigurableHTTPProxy.pid_file == f"{state}/jupyterhub-proxy.pid"
+
+
+def test_linux_accounts_log_in_and_are_asked_again_every_minute(state):
+    c = configured(state)
+    assert c.JupyterHub.authenticator_class == "quickjh.auth.QuickjhAuthenticator"
+    assert (c.Authenticator.auth_refresh_age, c.Authenticator.refresh_pre_spawn) == (60, True)
+    assert c.Authenticator.delete_invalid_users and c.Authenticator.auth_refresh_strict
+    assert c.PAMAuthenticator.admin_groups == {"sudo"}
+
+
+def test_the_sync_is_an_admin_service_and_the_culler_follows_the_timeout(state):
+    c = configured(state)
+    assert c.JupyterHub.services[0] == {"name": "quickjh-sync", "api_token": "sync-token"}
+    culler = c.JupyterHub.services[1]
+    assert culler["command"] == [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=300"]
+    assert c.JupyterHub.last_activity_interval == 300
+    assert c.Spawner.environment["JUPYTERHUB_ACTIVITY_INTERVAL"] == "300"
+    assert {"name": "admin", "services": ["quickjh-sync"]} in c.JupyterHub.load_roles
+    c = configured(state, cull={"timeout": 60, "every": 10})
+    assert c.JupyterHub.last_activity_interval == 10 and "--timeout=60" in c.JupyterHub.services[1]["command"]
+    c = configured(state, cull={"timeout": 0})
+    assert [s["name"] for s in c.JupyterHub.services] == ["quickjh-sync"]
+    assert "last_activity_interval" not in c.JupyterHub
+    assert "JUPYTERHUB_ACTIVITY_INTERVAL" not in c.Spawner.environment
+
+
+def test_users_servers_open_the_default_page_in_notebook_with_the_proxy_and_memory_limit(state):
+    c = configured(state)
+    assert (c.Spawner.default_url, c.Spawner.notebook_dir) == ("/lab", "~/notebook")
+    assert c.Spawner.environment == {"JUPYTER_PREFER_ENV_PATH": "0", "JUPYTERHUB_ACTIVITY_INTERVAL": "300"}
+    assert "mem_limit" not in c.Spawner
+    c = configured(
+        state, default_url="/tree", environment={"https_proxy": "http://proxy:3128"}, limits={"memory": 600 * 2**20}
+    )
+    assert c.Spawner.default_url == "/tree" and c.Spawner.environment["https_proxy"] == "http://proxy:3128"
+    assert c.Spawner.mem_limit == 600 * 2**20
+    assert "QUICKJH_STATE" in c.Spawner.env_keep
+
+
+def test_local_mode_starts_servers_through_the_launcher_with_the_process_limit(state):
+    c = configured(state)
+    assert c.JupyterHub.spawner_class == "quickjh.spawners.local.QuickjhLocalSpawner"
+    assert c.QuickjhLocalSpawner.max_processes == 512
+    assert "quickjh-adduser" in c.JupyterHub.template_vars["quickjh_add_user"]
+    assert "cleanup_servers" not in c.JupyterHub  # local servers are the hub's children: they stop with it
+
+
+def test_docker_mode_gives_each_user_a_limited_container_of_the_hubs_image(state, monkeypatch):
+    monkeypatch.setenv("QUICKJH_IMAGE", "quickjh:abc123")
+    c = configured(
+        state,
+        spawner="docker",
+        hub="hub1",
+        limits={"memory": 600 * 2**20, "cpus": 0.5, "processes": 256},
+        log={"max_size": "1m", "max_files": 2},
+    )
+    assert c.JupyterHub.spawner_class == "quickjh.spawners.docker.QuickjhDockerSpawner"
+    assert c.DockerSpawner.image == "quickjh:abc123" and c.DockerSpawner.pull_policy == "never"
+    assert c.DockerSpawner.name_template == "hub1-{raw_username}"
+    assert c.DockerSpawner.network_name == "quickjh-users" and c.JupyterHub.hub_connect_ip == "hub1"
+    assert c.DockerSpawner.extra_create_kwargs["labels"] == {"quickjh.hub": "hub1", "quickjh.user": "{raw_username}"}
+    assert c.DockerSpawner.extra_create_kwargs["entrypoint"][:4] == [
+        "/usr/bin/tini",
+        "--",
+        "/usr/local/sbin/quickjh-launch",
+        "--account-from-env",
+    ]
+    host = c.DockerSpawner.extra_host_config
+    assert host["cap_drop"] == ["ALL"] and host["security_opt"] == ["no-new-privileges"]
+    assert host["pids_limit"] == 256 and host["memswap_limit"] == 600 * 2**20
+    assert host["log_config"]["config"] == {"max-size": "1m", "max-file": "2"}
+    assert c.DockerSpawner.cpu_limit == 0.5 and c.Spawner.mem_limit == 600 * 2**20
+    assert c.JupyterHub.cleanup_servers is False  # users' containers outlive a hub restart
+    assert "docker exec -it hub1 quickjh-adduser" in c.JupyterHub.template_vars["quickjh_add_user"]
+    assert "allowed_images" not in c.DockerSpawner
+    c = configured(state, spawner="docker", limits={"processes": 0}, docker={"profiles": {"R": "quickjh-profile-r:1"}})
+    assert "pids_limit" not in c.DockerSpawner.extra_host_config and "cpu_limit" not in c.DockerSpawner
+    assert c.DockerSpawner.allowed_images == {"Default": "quickjh:abc123", "R": "quickjh-profile-r:1"}
+
+
+def test_a_sites_extra_config_files_load_after_quickjhs_own(state, tmp_path, monkeypatch):
+    """jupyterhub_config.py as JupyterHub loads it, with a folder of extras beside the settings."""
+    import json
+
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from quickjh import settings as settings_module
+
+    etc = tmp_path / "etc"
+    (etc / "jupyterhub_config.d").mkdir(parents=True)
+    (etc / "settings.json").write_text(json.dumps(SETTINGS))
+    (etc / "jupyterhub_config.d" / "50-site.py").write_text(
+        "c.JupyterHub.shutdown_on_logout = True\nc.Spawner.default_url = '/tree'\n"
+    )
+    monkeypatch.setattr(settings_module, "SETTINGS", etc / "settings.json")
+    monkeypatch.setenv("QUICKJH_STATE", str(state))
+    files = Path(__file__).resolve().parents[1] / "roles/quickjh/files"
+    c = PyFileConfigLoader("jupyterhub_config.py", str(files)).load_config()
+    assert c.JupyterHub.shutdown_on_logout is True
+    assert c.Spawner.default_url == "/tree"  # the site's line wins over the settings
+    assert c.JupyterHub.authenticator_class == "quickjh.auth.QuickjhAuthenticator"
+
+
+def test_every_spawner_mode_of_the_role_is_a_module_with_configure():
+    import yaml
+
+    specs = yaml.safe_load((Path(__file__).resolve().parents[1] / "roles/quickjh/meta/argument_specs.yml").read_text())
+    modes = specs["argument_specs"]["main"]["options"]["quickjh_spawner"]["choices"]
+    assert {"local": local_mode, "docker": docker_mode}.keys() == set(modes)
+    for module in (local_mode, docker_mode):
+        assert callable(module.configure)
