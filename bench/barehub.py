@@ -1,6 +1,7 @@
 """The bare hub the seed recipe (../shared/seed) builds by hand, from quickjh's base image and JupyterHub version:
 JupyterHub, JupyterLab and Notebook from pip, PAM logins, LocalProcessSpawner in ~/notebook, plain HTTP, nothing
 else. bench/load.py measures it in the same run as quickjh, so the two compare on the same machine."""
+
 from __future__ import annotations
 
 import shutil
@@ -14,12 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS = yaml.safe_load((ROOT / "roles/quickjh/defaults/main.yml").read_text())
 NAME, PORT = "quickjh-bench-bare", 18101
 URL = f"http://127.0.0.1:{PORT}"
-DOCKERFILE = f"""FROM {DEFAULTS['quickjh_base_image']}
+DOCKERFILE = f"""FROM {DEFAULTS["quickjh_base_image"]}
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
       ca-certificates node-configurable-http-proxy python3 python3-venv && rm -rf /var/lib/apt/lists/*
 COPY host-ca.crt /etc/host-ca.crt
 RUN python3 -m venv /opt/jupyterhub && PIP_CERT=/etc/host-ca.crt /opt/jupyterhub/bin/pip install --no-cache-dir \\
-      "jupyterhub=={DEFAULTS['quickjh_jupyterhub_version']}" jupyterlab notebook
+      "jupyterhub=={DEFAULTS["quickjh_jupyterhub_version"]}" jupyterlab notebook
 ENV PATH=/opt/jupyterhub/bin:$PATH
 COPY jupyterhub_config.py /etc/jupyterhub/jupyterhub_config.py
 WORKDIR /srv/jupyterhub
@@ -48,10 +49,17 @@ def start(passwords: dict[str, str], ca_bundle: str = "/etc/ssl/certs/ca-certifi
         shutil.copy(ca_bundle, Path(context) / "host-ca.crt")
         subprocess.run(["docker", "build", "-q", "-t", NAME, context], check=True, stdout=subprocess.DEVNULL)
     stop()
-    subprocess.run(["docker", "run", "-d", "--name", NAME, "-p", f"127.0.0.1:{PORT}:8000", NAME], check=True,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run(["docker", "exec", "-i", NAME, "bash", "-c", USERS], check=True,
-                   input="".join(f"{n}:{p}\n" for n, p in passwords.items()), text=True)
+    subprocess.run(
+        ["docker", "run", "-d", "--name", NAME, "-p", f"127.0.0.1:{PORT}:8000", NAME],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        ["docker", "exec", "-i", NAME, "bash", "-c", USERS],
+        check=True,
+        input="".join(f"{n}:{p}\n" for n, p in passwords.items()),
+        text=True,
+    )
 
 
 def stop(image: bool = False) -> None:

@@ -1,5 +1,6 @@
 """The hub the benchmarks run: this machine's Docker under bench-only names (container quickjh-bench, port 18100,
 its own volumes and folders), deployed with the project's playbook and removed at the end."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = {
-    "quickjh_container_name": "quickjh-bench", "quickjh_image_name": "quickjh-bench",
-    "quickjh_home_volume": "quickjh-bench-home", "quickjh_state_volume": "quickjh-bench-state",
-    "quickjh_config_dir": "/tmp/quickjh-bench/config", "quickjh_build_dir": "/tmp/quickjh-bench/build",
-    "quickjh_port": 18100, "quickjh_bind_address": "127.0.0.1",
+    "quickjh_container_name": "quickjh-bench",
+    "quickjh_image_name": "quickjh-bench",
+    "quickjh_home_volume": "quickjh-bench-home",
+    "quickjh_state_volume": "quickjh-bench-state",
+    "quickjh_config_dir": "/tmp/quickjh-bench/config",
+    "quickjh_build_dir": "/tmp/quickjh-bench/build",
+    "quickjh_port": 18100,
+    "quickjh_bind_address": "127.0.0.1",
     "quickjh_ca_bundle": "/etc/ssl/certs/ca-certificates.crt",
 }
 URL = f"https://127.0.0.1:{NAMES['quickjh_port']}"
@@ -32,10 +37,18 @@ def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
     line."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as extra:
         json.dump(dict(NAMES, quickjh_users=listed, **settings), extra)
-    env = dict(os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    env = dict(
+        os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")
+    )
     start = time.monotonic()
-    out = subprocess.run(["ansible-playbook", "-i", "inventory.example", "playbook.yml", "-e", f"@{extra.name}"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        ["ansible-playbook", "-i", "inventory.example", "playbook.yml", "-e", f"@{extra.name}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.monotonic() - start
     os.unlink(extra.name)
     if out.returncode != 0:
@@ -49,9 +62,15 @@ def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
 def clean(image: bool = False) -> None:
     """Remove the bench hub: container, users' containers (docker mode), network, volumes, folders (and its
     image)."""
-    subprocess.run("docker rm -f quickjh-bench $(docker ps -aq --filter label=quickjh.hub=quickjh-bench); "
-                   "docker network rm quickjh-bench-users; docker volume rm quickjh-bench-home quickjh-bench-state; "
-                   "rm -rf /tmp/quickjh-bench", shell=True, capture_output=True, check=False)
+    subprocess.run(
+        "docker rm -f quickjh-bench $(docker ps -aq --filter label=quickjh.hub=quickjh-bench); "
+        "docker network rm quickjh-bench-users; docker volume rm quickjh-bench-home quickjh-bench-state; "
+        "rm -rf /tmp/quickjh-bench",
+        shell=True,
+        capture_output=True,
+        check=False,
+    )
     if image:
-        subprocess.run("docker images -q quickjh-bench | xargs -r docker rmi -f", shell=True, capture_output=True,
-                       check=False)
+        subprocess.run(
+            "docker images -q quickjh-bench | xargs -r docker rmi -f", shell=True, capture_output=True, check=False
+        )

@@ -9,6 +9,7 @@ and versions (bench/barehub.py), and removes them.
   .venv/bin/python bench/load.py [quickjh|docker|bare] [COUNTS...]   (default: the three hubs, 20 and 50 users;
                                                                      needs `make deploy`'s set-up)
 """
+
 from __future__ import annotations
 
 import statistics
@@ -22,8 +23,8 @@ import barehub
 from benchhub import CERT, URL, clean, playbook, users
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "molecule" / "shared"))
-from crowd import arrive_together, summary  # noqa: E402
-from hubclient import wait_healthy  # noqa: E402
+from crowd import arrive_together, summary
+from hubclient import wait_healthy
 
 
 class PeakMemory:
@@ -44,20 +45,27 @@ class PeakMemory:
         self.done.set()
         self.thread.join(5)
         pid = next(p[0] for p in self.container.top(ps_args="-o pid,args")["Processes"] if "bin/jupyterhub " in p[1])
-        peak = next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                    if line.startswith("VmHWM:"))  # the host's view of that process (the bench runs beside Docker)
+        peak = next(
+            line.split()[1]
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmHWM:")
+        )  # the host's view of that process (the bench runs beside Docker)
         return f"hub process peak {int(peak) >> 10} MiB, container peak {self.peak >> 20} MiB"
 
 
-def measure(label: str, url: str, verify: bool | str, container: str, passwords: dict[str, str],
-            counts: list[int]) -> None:
+def measure(
+    label: str, url: str, verify: bool | str, container: str, passwords: dict[str, str], counts: list[int]
+) -> None:
     wait_healthy(url)
     hub = docker.from_env().containers.get(container)
     first = dict([next(iter(passwords.items()))])
     alone = [arrive_together(url, verify, first)[0][0] for _ in range(5)]
-    print(f"{label}, one user alone, 5 times: login to output median "
-          f"{statistics.median(a.output or float('inf') for a in alone):.1f} s "
-          f"({', '.join(f'{a.output:.1f}' if a.ok else a.error for a in alone)})", flush=True)
+    print(
+        f"{label}, one user alone, 5 times: login to output median "
+        f"{statistics.median(a.output or float('inf') for a in alone):.1f} s "
+        f"({', '.join(f'{a.output:.1f}' if a.ok else a.error for a in alone)})",
+        flush=True,
+    )
     for count in counts:
         memory = PeakMemory(hub)
         arrivals, wall = arrive_together(url, verify, dict(list(passwords.items())[:count]))

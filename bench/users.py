@@ -7,6 +7,7 @@ at the end.
 
   .venv/bin/python bench/users.py [COUNTS...]      (default: 10 100 500; needs `make deploy`'s set-up)
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -29,14 +30,19 @@ def bare_loop(count: int) -> float:
     container = NAMES["quickjh_container_name"]
     subprocess.run(["docker", "exec", container, "bash", "-ec", BARE.format(count=count)], check=True)
     took = time.monotonic() - started
-    subprocess.run(["docker", "exec", container, "bash", "-c",
-                    f"for i in $(seq -w 1 {count}); do userdel -r bare$i; done"], check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "exec", container, "bash", "-c", f"for i in $(seq -w 1 {count}); do userdel -r bare$i; done"],
+        check=True,
+        capture_output=True,
+    )
     return took
 
 
 def main(counts: list[int]) -> None:
-    print("| users | first sync: playbook (sync task) | bare loop | no-op playbook "
-          "| one password changed: playbook (sync task) |")
+    print(
+        "| users | first sync: playbook (sync task) | bare loop | no-op playbook "
+        "| one password changed: playbook (sync task) |"
+    )
     print("| ---: | --- | --- | --- | --- |")
     try:
         playbook([])  # image and container, so the rows time the users alone
@@ -49,8 +55,11 @@ def main(counts: list[int]) -> None:
             noop = playbook(listed)
             listed[0] = dict(listed[0], password="bench-pw-changed", update_password="always")
             one = playbook(listed)
-            print(f"| {count} | {first[0]:.1f} s ({first[1]:.1f} s) | {bare:.1f} s | {noop[0]:.1f} s, {noop[2]} "
-                  f"| {one[0]:.1f} s ({one[1]:.1f} s), {one[2]} |", flush=True)
+            print(
+                f"| {count} | {first[0]:.1f} s ({first[1]:.1f} s) | {bare:.1f} s | {noop[0]:.1f} s, {noop[2]} "
+                f"| {one[0]:.1f} s ({one[1]:.1f} s), {one[2]} |",
+                flush=True,
+            )
     finally:
         clean(image=True)
 

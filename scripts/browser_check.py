@@ -11,6 +11,7 @@ step's time; on failure it names the step, saves a screenshot and the browser co
 /tmp/quickjh-browser), prints their paths and exits 1. It works in a JupyterLab workspace of its own, and removes
 at the end the notebook, kernel, terminal and workspace it made: the user's own tabs and files stay as they were.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +29,26 @@ from playwright.sync_api import Page, sync_playwright
 
 # Headless as root, without GPU or WebGL; none of Chromium's own calls home (this network refuses them). The
 # terminal's text is read through its screen reader mode (own_workspace), whatever it paints with.
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-3d-apis", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-3d-apis",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 LAB_WAIT = 180_000  # ms: a first login starts the user's server
 WORKSPACE = "quickjh-browser-check"
 
 
 class CheckFailed(Exception):
     def __init__(self, step: str, cause: BaseException, screenshot: Path, console: Path) -> None:
-        super().__init__(f"browser check failed at {step!r}: {cause}\n  screenshot: {screenshot}\n"
-                         f"  browser console errors: {console}")
+        super().__init__(
+            f"browser check failed at {step!r}: {cause}\n  screenshot: {screenshot}\n"
+            f"  browser console errors: {console}"
+        )
         self.step, self.screenshot, self.console = step, screenshot, console
 
 
@@ -72,12 +83,18 @@ class Server:
 
     def __init__(self, page: Page, url: str, user: str) -> None:
         self.page, self.base = page, f"{url.rstrip('/')}/user/{user}"
-        self.xsrf = next(c["value"] for c in page.context.cookies()
-                         if c["name"] == "_xsrf" and f"/user/{user}" in c["path"])
+        self.xsrf = next(
+            c["value"] for c in page.context.cookies() if c["name"] == "_xsrf" and f"/user/{user}" in c["path"]
+        )
 
     def call(self, method: str, path: str, body: object = None) -> object:
-        reply = self.page.request.fetch(self.base + path, method=method, headers={"X-XSRFToken": self.xsrf},
-                                        data=None if body is None else json.dumps(body), fail_on_status_code=True)
+        reply = self.page.request.fetch(
+            self.base + path,
+            method=method,
+            headers={"X-XSRFToken": self.xsrf},
+            data=None if body is None else json.dumps(body),
+            fail_on_status_code=True,
+        )
         return reply.json() if method == "GET" else None
 
     def sessions(self) -> dict[str, str]:
@@ -103,6 +120,7 @@ def own_workspace(page: Page, server: Server) -> Callable[[], None]:
     def undo() -> None:
         server.call("PUT", setting, {"raw": current["raw"]})
         server.call("DELETE", f"/lab/api/workspaces/{WORKSPACE}")
+
     return undo
 
 
@@ -117,12 +135,14 @@ def log_in(page: Page, user: str, password: str) -> None:
     page.click("#login_submit")
 
 
-def round_trip(url: str, user: str, password: str, insecure: bool = False,
-               artifacts: Path = Path("/tmp/quickjh-browser")) -> dict[str, float]:
+def round_trip(
+    url: str, user: str, password: str, insecure: bool = False, artifacts: Path = Path("/tmp/quickjh-browser")
+) -> dict[str, float]:
     """The whole round; returns each step's seconds, or raises CheckFailed."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"),
-                                             args=FLAGS)
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=FLAGS
+        )
         try:
             page = browser.new_context(ignore_https_errors=insecure, viewport={"width": 1280, "height": 900}).new_page()
             page.set_default_timeout(60_000)

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """The README's variables table, made from roles/quickjh/meta/argument_specs.yml so the two never drift.
 
-  scripts/vars_table.py           print it
-  scripts/vars_table.py --write   put it into README.md between its markers
+scripts/vars_table.py           print it
+scripts/vars_table.py --write   put it into README.md between its markers
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,8 @@ def table(specs_path: Path = SPECS) -> str:
             description += " Keys: " + "; ".join(
                 f"`{key}` ({sub.get('type', 'str')}{', required' if sub.get('required') else ''}"
                 f"{', default ' + json.dumps(sub['default']) if 'default' in sub else ''}): {sub['description']}"
-                for key, sub in keys.items())
+                for key, sub in keys.items()
+            )
         rows.append(f"| `{name}` | `{default}` | {description} |")
     return "\n".join(rows) + "\n"
 

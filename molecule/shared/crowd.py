@@ -1,8 +1,10 @@
 """Users arriving together, as a class or a workshop does: each logs in through the form, starts the server,
 starts a kernel over its websocket, runs code, checks what it printed, and stops. Used by bench/load.py and by a
 test that runs a few users at once."""
+
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -17,6 +19,7 @@ CODE, EXPECTED = "print(6 * 7)", "42"
 @dataclass
 class Arrival:
     """One user's times, in seconds from the moment they all started (None: that step was not reached)."""
+
     name: str
     login: float | None = None
     spawn: float | None = None  # the server's start: asked for, until ready and opened
@@ -43,13 +46,11 @@ def arrive(base: str, verify: bool | str, name: str, password: str, barrier: thr
         if printed != EXPECTED:
             raise AssertionError(f"the kernel printed {printed!r}")
         arrival.output = time.monotonic() - began
-    except Exception as failed:  # noqa: BLE001 (every failure is a user's failure: reported, not raised)
+    except Exception as failed:
         arrival.error = f"{type(failed).__name__}: {failed}"[:300]
     finally:
-        try:
+        with contextlib.suppress(Exception):
             user.stop_server()
-        except Exception:  # noqa: BLE001
-            pass
     return arrival
 
 
@@ -79,4 +80,3 @@ def summary(arrivals: list[Arrival], wall: float) -> str:
         values = [getattr(a, step) for a in arrivals if getattr(a, step) is not None]
         parts.append(f"{step} p50 {percentile(values, 0.5):.1f} s p95 {percentile(values, 0.95):.1f} s")
     return ", ".join(parts)
-

@@ -3,6 +3,7 @@
 It does what JupyterLab does: cookies and the `_xsrf` token of the path it talks to (the hub's under /hub/, the
 user server's under /user/NAME/), kernels started through /api/sessions with a notebook path.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -97,11 +98,13 @@ class HubUser:
     def _follow_progress(self, timeout: float) -> None:
         """Read the spawn's progress events, as the hub's spawn page does, until the last one (ready or failed)."""
         try:
-            with self.hub_api("GET", f"/users/{self.name}/server/progress", stream=True,
-                              timeout=(30, min(max(timeout, 1), 60))) as reply:
+            with self.hub_api(
+                "GET", f"/users/{self.name}/server/progress", stream=True, timeout=(30, min(max(timeout, 1), 60))
+            ) as reply:
                 for line in reply.iter_lines() if reply.ok else ():
                     if line.startswith(b"data:") and {"ready", "failed"} & {
-                            k for k, v in json.loads(line[5:]).items() if v is True}:
+                        k for k, v in json.loads(line[5:]).items() if v is True
+                    }:
                         return
         except requests.RequestException:
             pass  # a stream cut short: the caller asks the user model
@@ -126,8 +129,9 @@ class HubUser:
     def kernel(self, kernel: str = "python3", path: str = "quickjh-test.ipynb", timeout: float = 120):
         """A new kernel of a notebook that stays up for several cells, as in JupyterLab: yields execute(code),
         which returns what the cell printed; the session ends after."""
-        reply = self.server_api("POST", "/sessions", json={
-            "path": path, "type": "notebook", "name": path, "kernel": {"name": kernel}})
+        reply = self.server_api(
+            "POST", "/sessions", json={"path": path, "type": "notebook", "name": path, "kernel": {"name": kernel}}
+        )
         reply.raise_for_status()
         session = reply.json()
         try:
@@ -146,7 +150,8 @@ class HubUser:
             "import subprocess\n"
             f"r = subprocess.run(['sudo', '-S', '-k', '-p', '', 'id', '-u'], input={password!r} + '\\n',"
             " capture_output=True, text=True)\n"
-            "print(r.returncode, r.stdout.strip())\n")
+            "print(r.returncode, r.stdout.strip())\n"
+        )
         return printed.split() == ["0", "0"]
 
     def terminal(self, command: str, timeout: float = 300) -> str:
@@ -166,7 +171,7 @@ class HubUser:
                     out += data[0]
                     found = re.search(f"{marker[:16]}-(\\d+)-{marker[16:]}", out)
                     if found:
-                        return out[:found.start()] + f"[exit {found.group(1)}]"
+                        return out[: found.start()] + f"[exit {found.group(1)}]"
         finally:
             ws.close()
             self.server_api("DELETE", f"/terminals/{name}")
@@ -175,28 +180,52 @@ class HubUser:
     def _connect(self, path: str, timeout: float) -> websocket.WebSocket:
         url = f"{self.base}{path}".replace("http", "ws", 1)
         cookies = "; ".join(f"{c.name}={c.value}" for c in self.http.cookies)
-        sslopt = {"ca_certs": self.http.verify} if isinstance(self.http.verify, str) else \
-            {} if self.http.verify else {"cert_reqs": ssl.CERT_NONE}
+        sslopt = (
+            {"ca_certs": self.http.verify}
+            if isinstance(self.http.verify, str)
+            else {}
+            if self.http.verify
+            else {"cert_reqs": ssl.CERT_NONE}
+        )
         return websocket.create_connection(url, cookie=cookies, timeout=timeout, sslopt=sslopt)
 
     def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
         ws = self._connect(f"/user/{self.name}/api/kernels/{kernel_id}/channels", timeout)
         msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": self.name, "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                        "allow_stdin": False, "stop_on_error": True},
-        }))
+        ws.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "username": self.name,
+                        "session": uuid.uuid4().hex,
+                        "msg_type": "execute_request",
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "buffers": [],
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                        "stop_on_error": True,
+                    },
+                }
+            )
+        )
         out: list[str] = []
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
                 msg = json.loads(ws.recv())
                 if msg["msg_type"] == "status" and msg["content"]["execution_state"] in ("restarting", "dead"):
-                    raise KernelDied(f"{self.name}: the kernel {msg['content']['execution_state']}; printed "
-                                     f"{''.join(out)!r}")  # the server's word, about no request in particular
+                    raise KernelDied(
+                        f"{self.name}: the kernel {msg['content']['execution_state']}; printed {''.join(out)!r}"
+                    )  # the server's word, about no request in particular
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
                 kind, content = msg["msg_type"], msg["content"]

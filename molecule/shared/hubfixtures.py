@@ -1,5 +1,6 @@
 """Fixtures shared by the scenarios' tests (a pytest plugin): the inventory's settings, logged-in users, the role
 run again. Each scenario's tests/conftest.py loads it with `pytest_plugins`."""
+
 from __future__ import annotations
 
 import json
@@ -67,12 +68,14 @@ def user(hub_url, verify):
 @pytest.fixture(scope="module")
 def login(hub_url, passwords, verify):
     """login(name) -> a HubUser logged in through the form, with a running server."""
+
     def _login(name: str, start: bool = True) -> HubUser:
         user = HubUser(hub_url, name, verify=verify)
         user.login(passwords[name])
         if start:
             user.start_server()
         return user
+
     return _login
 
 
@@ -89,12 +92,15 @@ def own_venv_becomes_their_kernel(owner, other) -> None:
     """The README's recipe for a kernel of one's own: owner's venv becomes owner's kernel, and not other's."""
     printed = owner.terminal(
         "python3 -m venv ~/myenv && ~/myenv/bin/pip install -q ipykernel"
-        " && ~/myenv/bin/python -m ipykernel install --user --name myenv --display-name 'My env'", timeout=600)
+        " && ~/myenv/bin/python -m ipykernel install --user --name myenv --display-name 'My env'",
+        timeout=600,
+    )
     assert printed.endswith("[exit 0]"), printed[-2000:]
     assert "myenv" in owner.server_api("GET", "/kernelspecs").json()["kernelspecs"]
     assert "myenv" not in other.server_api("GET", "/kernelspecs").json()["kernelspecs"]
-    assert owner.run("import sys; print(sys.executable)", kernel="myenv").strip() == \
-        f"/home/{owner.name}/myenv/bin/python"
+    assert (
+        owner.run("import sys; print(sys.executable)", kernel="myenv").strip() == f"/home/{owner.name}/myenv/bin/python"
+    )
 
 
 def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
@@ -102,7 +108,11 @@ def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedPr
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
     result = subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(path), *extra],
-        capture_output=True, text=True, check=False, env=env)
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
     assert (result.returncode == 0) is ok, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
@@ -111,8 +121,12 @@ def project_playbook(name: str, *extra: str, ok: bool = True) -> subprocess.Comp
     """Run one of the project's own playbooks (backup.yml, restore.yml), as the README shows. Next to them,
     group_vars/quickjh.yml (the example's users) would win over the scenario's inventory: the scenario's quickjh_
     settings go in as extra vars, before the test's own."""
-    inventory = subprocess.run(["ansible-inventory", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--host", "instance"],
-                               capture_output=True, text=True, check=True).stdout
+    inventory = subprocess.run(
+        ["ansible-inventory", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--host", "instance"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     scenario = {key: value for key, value in json.loads(inventory).items() if key.startswith("quickjh_")}
     path = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1] / name
     return playbook(path, "-e", json.dumps(scenario), *extra, ok=ok)

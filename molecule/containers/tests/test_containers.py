@@ -1,6 +1,7 @@
 """quickjh_spawner docker: each user's server in a container of its own. What users see (login, code in
 ~/notebook, a terminal, pip into the home, their own kernels, a profile), the limits that hold per user, and what
 admins, idle culling and removal do there. Runs first on the scenario's deployment; test_lifecycle.py follows."""
+
 from __future__ import annotations
 
 import re
@@ -21,6 +22,7 @@ def user_container(settings):
     def get(name: str):
         found = client.containers.list(all=True, filters={"name": f"^{settings['quickjh_container_name']}-{name}$"})
         return found[0] if found else None
+
     return get
 
 
@@ -42,7 +44,7 @@ def test_each_user_runs_code_as_themselves_in_a_container_of_their_own(login, us
 def test_limits_hold_per_container_and_docker_inspect_shows_them(login, user_container):
     login("user1")
     config = user_container("user1").attrs["HostConfig"]
-    assert config["Memory"] == config["MemorySwap"] == 600 * 1024 ** 2  # no swap past it either
+    assert config["Memory"] == config["MemorySwap"] == 600 * 1024**2  # no swap past it either
     assert config["CpuQuota"] == 50_000 and config["CpuPeriod"] == 100_000  # quickjh_user_cpus 0.5
     assert config["PidsLimit"] == 256
     assert config["CapDrop"] == ["ALL"] and "no-new-privileges" in config["SecurityOpt"]
@@ -90,8 +92,10 @@ def test_shared_folders_reach_members_only(login, user_container):
     admin, user1, user2 = login("admin"), login("user1"), login("user2")
     admin.run("open('data/from-admin.txt', 'w').write('shared')")
     assert user1.run("print(open('data/from-admin.txt').read())").strip() == "shared"
-    assert user2.run("import os; print(os.path.exists('data'), os.path.exists('/srv/shared/data'))").strip() \
+    assert (
+        user2.run("import os; print(os.path.exists('data'), os.path.exists('/srv/shared/data'))").strip()
         == "False False"
+    )
     assert not [m for m in user_container("user2").attrs["Mounts"] if m["Destination"].startswith("/srv")]
 
 
@@ -101,8 +105,10 @@ def test_a_profile_is_offered_and_its_image_runs(login):
     form = user2.http.get(f"{user2.base}/hub/spawn", timeout=30).text
     assert "Tools (figlet)" in form and "Default" in form
     user2.start_server(options={"image": "Tools (figlet)"})
-    assert user2.run("import pyfiglet, shutil; print(bool(shutil.which('figlet')), pyfiglet.__version__)").strip() \
+    assert (
+        user2.run("import pyfiglet, shutil; print(bool(shutil.which('figlet')), pyfiglet.__version__)").strip()
         == "True 1.0.4"
+    )
     user2.stop_server()
     user2.start_server(options={"image": "Default"})
     assert user2.run("import shutil; print(shutil.which('figlet'))").strip() == "None"  # the hub's image
@@ -124,7 +130,11 @@ def test_a_removed_user_loses_their_container_and_keeps_their_files(settings, hu
     converge_users(users)
     assert user_container("user2") is None
     found = docker.from_env().containers.run(
-        hub().image.id, ["find", "/home", "-name", "keep.txt"], entrypoint="", remove=True,
-        volumes={settings["quickjh_home_volume"]: {"bind": "/home", "mode": "ro"}})
+        hub().image.id,
+        ["find", "/home", "-name", "keep.txt"],
+        entrypoint="",
+        remove=True,
+        volumes={settings["quickjh_home_volume"]: {"bind": "/home", "mode": "ro"}},
+    )
     assert b"keep.txt" in found
     converge_users(settings["quickjh_users"])  # back, with the files

@@ -1,5 +1,6 @@
 """user2 attacks user1 across containers (quickjh_spawner docker): user1's files, kernel and server stay out of
 reach, and nobody's container has the Docker socket."""
+
 from __future__ import annotations
 
 import pytest
@@ -16,7 +17,8 @@ def test_another_users_files_are_not_in_the_container(victim, login):
     printed = login("user2").run(
         "import glob, os\n"
         "print(os.path.exists('/home/user1'), glob.glob('/home/*/notebook/secret.txt'),"
-        " glob.glob('/var/lib/docker/volumes/*'))")
+        " glob.glob('/var/lib/docker/volumes/*'))"
+    )
     assert printed.strip() == "False [] []"
 
 
@@ -30,10 +32,12 @@ def test_another_users_server_answers_no_without_their_login(victim, login, sett
         "        reply = urllib.request.urlopen(req, timeout=10); code, body = reply.status, reply.read()\n"
         "    except urllib.error.HTTPError as e:\n"
         "        code, body = e.code, e.read()\n"
-        "    print(path, code, b'user1 only' in body)\n")
+        "    print(path, code, b'user1 only' in body)\n"
+    )
     answers = [line.split() for line in printed.splitlines()]
-    assert len(answers) == 3 and all(code in ("302", "403", "404") and leaked == "False"
-                                     for _, code, leaked in answers), printed
+    assert len(answers) == 3 and all(
+        code in ("302", "403", "404") and leaked == "False" for _, code, leaked in answers
+    ), printed
 
 
 def test_another_users_kernel_is_out_of_reach(victim, login):
@@ -43,11 +47,13 @@ def test_another_users_kernel_is_out_of_reach(victim, login):
         printed = login("user2").run(
             "import glob, os\n"
             "owners = {os.stat(f'/proc/{p}').st_uid for p in os.listdir('/proc') if p.isdigit()}\n"
-            "print(sorted(owners - {0, os.getuid()}), glob.glob('/run/user/*') == [f'/run/user/{os.getuid()}'])")
+            "print(sorted(owners - {0, os.getuid()}), glob.glob('/run/user/*') == [f'/run/user/{os.getuid()}'])"
+        )
     assert printed.strip() == "[] True", printed
 
 
 def test_no_user_gets_the_docker_socket_or_root(login):
     printed = login("user2").terminal(
-        "ls -l /var/run/docker.sock; command -v docker; id -u; grep -h CapEff /proc/self/status")
+        "ls -l /var/run/docker.sock; command -v docker; id -u; grep -h CapEff /proc/self/status"
+    )
     assert "No such file" in printed and "CapEff:\t0000000000000000" in printed, printed

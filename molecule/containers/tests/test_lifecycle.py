@@ -1,6 +1,7 @@
 """quickjh_spawner docker over a deployment's life: users' servers keep running while the hub restarts or is
 re-created; a setting of users' containers takes effect at each user's next start; switching to local mode and
 back keeps homes, accounts and passwords; backup, restore and an upgrade keep the homes."""
+
 from __future__ import annotations
 
 import json
@@ -42,10 +43,10 @@ def test_servers_keep_running_while_the_hub_restarts_and_is_re_created(login, hu
 def test_a_setting_of_users_containers_takes_effect_at_each_users_next_start(login, user_container):
     user1 = login("user1")
     converge("-e", json.dumps({"quickjh_user_mem_limit": "700m"}))
-    assert user_container("user1").attrs["HostConfig"]["Memory"] == 600 * 1024 ** 2  # still running as it was
+    assert user_container("user1").attrs["HostConfig"]["Memory"] == 600 * 1024**2  # still running as it was
     user1.stop_server()
     user1.start_server()
-    assert user_container("user1").attrs["HostConfig"]["Memory"] == 700 * 1024 ** 2
+    assert user_container("user1").attrs["HostConfig"]["Memory"] == 700 * 1024**2
     converge()
 
 
@@ -83,6 +84,8 @@ def test_an_upgrade_keeps_homes_and_reaches_each_server_at_its_next_start(login,
     user1.stop_server()
     user1.start_server()
     assert user_container("user1").image.id == hub().image.id
-    assert user1.run("import cowsay; print(cowsay.__version__, open('backed-up.txt').read())").strip() \
+    assert (
+        user1.run("import cowsay; print(cowsay.__version__, open('backed-up.txt').read())").strip()
         == "6.0 in the archive"
+    )
     converge()

@@ -1,4 +1,5 @@
 """The data scenario's tests use the fixtures shared by every scenario (molecule/shared)."""
+
 import sys
 from pathlib import Path
 

@@ -1,5 +1,6 @@
 """Nothing a user wrote is lost: an upgrade of JupyterHub, a backup restored after the volumes were deleted, the hub
 taken down and brought back. The tests run in order on one deployment (converged with JupyterHub 5)."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,8 @@ def hub_version(hub_url: str) -> str:
 
 def state_db(hub, path: str) -> str:
     """The alembic (schema) version of a database file on the state volume."""
-    code = f"import sqlite3; print(sqlite3.connect({path!r}).execute('select version_num from alembic_version').fetchone()[0])"
+    query = "select version_num from alembic_version"
+    code = f"import sqlite3; print(sqlite3.connect({path!r}).execute({query!r}).fetchone()[0])"
     out = hub().exec_run(["python3", "-c", code])
     assert out.exit_code == 0, out.output
     return out.output.decode().strip()
@@ -86,8 +88,13 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, setti
     assert hub_version(hub_url).startswith("5.")
     container = hub()
     # user2 is added from a terminal, with a password only the container knows (as `sudo quickjh-adduser` does).
-    added = container.exec_run(["bash", "-c", f"quickjh-users add user2 >/dev/null && echo user2:{USER2_PASSWORD} | chpasswd"
-                                " && quickjh-users save"])
+    added = container.exec_run(
+        [
+            "bash",
+            "-c",
+            f"quickjh-users add user2 >/dev/null && echo user2:{USER2_PASSWORD} | chpasswd && quickjh-users save",
+        ]
+    )
     assert added.exit_code == 0, added.output
     for name, text in FILES.items():
         user = log_in(hub_url, verify, name, USER2_PASSWORD if name == "user2" else passwords[name])
@@ -101,7 +108,8 @@ def test_old_hub_runs_jupyterhub_5_and_users_leave_files_and_a_kernel(hub, setti
 
 
 def test_upgrade_copies_the_database_then_upgrades_it_and_keeps_sessions_users_files_kernels(
-        hub, hub_url, every_password, verify):
+    hub, hub_url, every_password, verify
+):
     old_schema = state_db(hub, "/srv/jupyterhub/jupyterhub.sqlite")
     old_image = hub().image.id
     started = time.monotonic()
@@ -142,9 +150,14 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
     uid = int(busy.run("import os; print(os.getuid())"))
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
-        assert {"home/user2/notebook/mine.txt", "state/accounts.json", "state/jupyterhub_cookie_secret",
-                "shared/data/team.csv",
-                "config/jupyterhub_config.py", "home/user1/.local/share/jupyter/kernels/mine/kernel.json"} <= names
+        assert {
+            "home/user2/notebook/mine.txt",
+            "state/accounts.json",
+            "state/jupyterhub_cookie_secret",
+            "shared/data/team.csv",
+            "config/settings.json",
+            "home/user1/.local/share/jupyter/kernels/mine/kernel.json",
+        } <= names
         assert tar.getmember("home/user1/notebook/mine.txt").uid == uid
         assert tar.getmember("home/user1").mode == 0o700
         saved = json.load(tar.extractfile("state/accounts.json"))
@@ -158,7 +171,8 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
 
 
 def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
-        client, hub, settings, hub_url, every_password, verify):
+    client, hub, settings, hub_url, every_password, verify
+):
     converge(*NEW, "-e", "quickjh_state=absent")
     with pytest.raises(docker.errors.NotFound):
         hub()
@@ -176,7 +190,8 @@ def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
 
 
 def test_restore_after_the_volumes_were_deleted_gives_everyone_back_their_login_files_and_kernels(
-        client, settings, hub_url, every_password, verify):
+    client, settings, hub_url, every_password, verify
+):
     archive = archives["new"]
     refused = project_playbook("restore.yml", *NEW, "-e", f"quickjh_restore_archive={archive}", ok=False)
     assert f"A container named {settings['quickjh_container_name']} exists" in refused.stdout + refused.stderr

@@ -1,5 +1,6 @@
 """What a person sees, in real Chromium (scripts/browser_check.py, which an operator runs against any hub): the
 login form refusing a wrong password, JupyterLab, a cell typed and run with Shift+Enter, a terminal, the logout."""
+
 from __future__ import annotations
 
 from browser_check import round_trip

@@ -1,10 +1,11 @@
 """What the team sees once the role ran: logins, code in kernels, sudo, private homes, files and logins kept."""
+
 from __future__ import annotations
 
 import pytest
 
-from hubfixtures import converge, wait_healthy
 from hubclient import LoginFailed
+from hubfixtures import converge, wait_healthy
 
 
 @pytest.mark.parametrize("name", ["admin", "user1"])
@@ -36,16 +37,19 @@ def test_only_admins_can_sudo(login, passwords, name, can_sudo):
 def test_homes_are_private(login):
     printed = login("user1").run(
         "import os, stat\n"
-        "print(oct(stat.S_IMODE(os.stat('/home/admin').st_mode)), oct(stat.S_IMODE(os.stat(os.path.expanduser('~')).st_mode)))\n"
+        "print(oct(stat.S_IMODE(os.stat('/home/admin').st_mode)),"
+        " oct(stat.S_IMODE(os.stat(os.path.expanduser('~')).st_mode)))\n"
         "try:\n    os.listdir('/home/admin'); print('readable')\n"
-        "except PermissionError:\n    print('denied')\n")
+        "except PermissionError:\n    print('denied')\n"
+    )
     assert printed.split() == ["0o700", "0o700", "denied"]
 
 
 def test_terminal_opens_bash_with_the_venv_on_path(login):
     printed = login("user1").run(
         "import subprocess\n"
-        "print(subprocess.run(['bash', '-lc', 'command -v jupyterhub pip'], capture_output=True, text=True).stdout)")
+        "print(subprocess.run(['bash', '-lc', 'command -v jupyterhub pip'], capture_output=True, text=True).stdout)"
+    )
     assert printed.split() == ["/opt/jupyterhub/bin/jupyterhub", "/opt/jupyterhub/bin/pip"]
 
 

@@ -1,5 +1,6 @@
 """Faults: the hub process killed, a build that fails, a base image nowhere, the Docker daemon restarted, a run
 killed during the users sync. The hub comes back by itself or keeps serving untouched, and the next run converges."""
+
 from __future__ import annotations
 
 import json
@@ -89,9 +90,18 @@ def test_a_run_killed_during_the_users_sync_leaves_no_half_made_account(settings
     added = [{"name": f"mid{i:03d}", "password": f"mid-pw-{i:03d}"} for i in range(150)]
     playbook = Path(hubfixtures.__file__).parent / "converge.yml"
     run = subprocess.Popen(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(playbook),
-         "-e", json.dumps({"quickjh_users": listed + added})],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            "ansible-playbook",
+            "-i",
+            os.environ["MOLECULE_INVENTORY_FILE"],
+            str(playbook),
+            "-e",
+            json.dumps({"quickjh_users": listed + added}),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     while hub().exec_run(["getent", "passwd", "mid020"]).exit_code != 0:
         assert run.poll() is None and time.monotonic() < deadline, "the sync never started making accounts"
@@ -102,8 +112,7 @@ def test_a_run_killed_during_the_users_sync_leaves_no_half_made_account(settings
     try:
         check_and_finish(hub, user, listed + added)
     finally:  # the next tests find the list as the scenario has it, and no kept homes of these users
-        converge("-e", json.dumps({"quickjh_users": listed + [{"name": m["name"], "state": "absent"}
-                                                               for m in added]}))
+        converge("-e", json.dumps({"quickjh_users": listed + [{"name": m["name"], "state": "absent"} for m in added]}))
         hub().exec_run(["sh", "-c", "rm -rf /home/mid[0-9]*"])
     assert hub().exec_run(["getent", "passwd", "mid000"]).exit_code != 0
 

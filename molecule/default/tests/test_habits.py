@@ -3,6 +3,7 @@
 
 Runs after test_faults.py on the same deployment; every check is a login and what the user sees.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,7 +31,8 @@ def as_root(admin, passwords, script: str, lines: str = "") -> str:
         "import subprocess\n"
         f"r = subprocess.run(['sudo', '-S', '-p', '', 'bash', '-c', {script!r}],"
         f" input={passwords['admin']!r} + '\\n' + {lines!r}, capture_output=True, text=True)\n"
-        "print(r.returncode, r.stdout, r.stderr)\n")
+        "print(r.returncode, r.stdout, r.stderr)\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,9 @@ def made(login, passwords):
     for name in MADE:
         admin.hub_api("DELETE", f"/users/{name}")  # stops the server first
     names = " ".join(MADE)
-    printed = as_root(admin, passwords, f"for n in {names}; do userdel -r $n 2>/dev/null; done; ! getent passwd {names}")
+    printed = as_root(
+        admin, passwords, f"for n in {names}; do userdel -r $n 2>/dev/null; done; ! getent passwd {names}"
+    )
     assert printed.startswith("0"), printed
 
 
@@ -61,11 +65,14 @@ def test_accounts_made_the_linux_way_log_in_and_locked_or_system_ones_do_not(mad
         assert not can_login(user, name, password), name
 
 
-def test_an_account_useradd_gave_the_uid_of_a_kept_home_is_refused_until_it_has_its_own(made, login, passwords,
-                                                                                        user):
+def test_an_account_useradd_gave_the_uid_of_a_kept_home_is_refused_until_it_has_its_own(made, login, passwords, user):
     admin = login("admin")
-    printed = as_root(admin, passwords, "useradd -m ghost9 && userdel ghost9 && useradd -m reuse9"
-                      " && echo reuse9:Reuse9-own-pw | chpasswd && stat -c %u /home/ghost9 && id -u reuse9")
+    printed = as_root(
+        admin,
+        passwords,
+        "useradd -m ghost9 && userdel ghost9 && useradd -m reuse9"
+        " && echo reuse9:Reuse9-own-pw | chpasswd && stat -c %u /home/ghost9 && id -u reuse9",
+    )
     status, kept_uid, new_uid = printed.split()[:3]
     assert status == "0" and kept_uid == new_uid, printed  # useradd handed out the UID that owns ghost9's home
     try:
@@ -83,7 +90,8 @@ def test_a_brand_new_users_first_pip_install_imports_in_the_running_kernel(made,
     with seed2.kernel(timeout=300) as execute:
         assert "tabulate" in execute("%pip install -q tabulate\nimport tabulate; print(tabulate.__name__)")
         assert "text_unidecode" in execute(
-            "!pip install -q text-unidecode\nimport text_unidecode; print(text_unidecode.__name__)")
+            "!pip install -q text-unidecode\nimport text_unidecode; print(text_unidecode.__name__)"
+        )
         printed = seed2.terminal("pip install -q toolz")  # a terminal, while the kernel runs
         assert printed.endswith("[exit 0]"), printed
         assert execute("import toolz; print(toolz.__file__)").startswith("/home/seed2/.local/lib/")
@@ -116,8 +124,9 @@ def test_an_account_locked_in_a_terminal_loses_its_session_at_the_next_server_st
     assert can_login(user, "deb3", made["deb3"][1])
 
 
-def test_terminal_accounts_survive_recreation_and_userdel_removes_one_for_good(made, login, passwords, user, hub,
-                                                                                hub_url):
+def test_terminal_accounts_survive_recreation_and_userdel_removes_one_for_good(
+    made, login, passwords, user, hub, hub_url
+):
     time.sleep(1)  # the saver keeps each change to the accounts within half a second
     old = hub()
     old.kill()
@@ -147,7 +156,8 @@ def test_jupyterlab_has_git_the_memory_indicator_and_no_news_pop_up(login):
     lab = user1.http.get(f"{user1.base}/user/user1/lab", timeout=30).text
     assert "@jupyter-server/resource-usage" in lab  # the status bar's memory indicator is loaded
     reply = user1.http.get(
-        f"{user1.base}/user/user1/lab/api/settings/@jupyterlab/apputils-extension:notification", timeout=30)
+        f"{user1.base}/user/user1/lab/api/settings/@jupyterlab/apputils-extension:notification", timeout=30
+    )
     defaults = {name: value.get("default") for name, value in reply.json()["schema"]["properties"].items()}
     assert (defaults["fetchNews"], defaults["checkForUpdates"]) == ("false", False), defaults  # each user may opt in
 
@@ -155,4 +165,3 @@ def test_jupyterlab_has_git_the_memory_indicator_and_no_news_pop_up(login):
 @pytest.fixture(autouse=True, scope="module")
 def _hub_is_up(hub_url):
     wait_healthy(hub_url)
-

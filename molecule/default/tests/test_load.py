@@ -1,5 +1,6 @@
 """A team arriving together: five users log in, start their servers and run code in kernels at the same moment.
 bench/load.py measures 20 and 50; this catches a regression (a dead kernel, a 5xx, a start gone slow) in CI."""
+
 from __future__ import annotations
 
 from crowd import arrive_together, summary

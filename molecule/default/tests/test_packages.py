@@ -2,13 +2,18 @@
 
 Runs after test_default.py on the same deployment (the scenario sets quickjh_pip_packages and quickjh_apt_packages).
 """
+
 from __future__ import annotations
 
 import pytest
 
 from hubfixtures import converge, own_venv_becomes_their_kernel, wait_healthy
 
-IMPORT = "import importlib, sys\ntry:\n    m = importlib.import_module({name!r}); print('found', m.__file__)\nexcept ImportError:\n    print('missing')\n"
+IMPORT = (
+    "import importlib, sys\n"
+    "try:\n    m = importlib.import_module({name!r}); print('found', m.__file__)\n"
+    "except ImportError:\n    print('missing')\n"
+)
 
 
 def where(user, module: str) -> str:

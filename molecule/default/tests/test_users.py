@@ -2,6 +2,7 @@
 
 Runs after test_default.py on the same deployment; every check is what a user or an admin sees over HTTP.
 """
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,12 @@ def test_check_mode_reports_and_changes_nothing(base_users, user):
 
 
 def test_check_mode_for_a_hub_not_made_yet_says_so_and_makes_nothing():
-    fresh = {"quickjh_container_name": "quickjh-test-fresh", "quickjh_config_dir": "/tmp/quickjh-test-fresh/config",
-             "quickjh_home_volume": "quickjh-test-fresh-home", "quickjh_state_volume": "quickjh-test-fresh-state"}
+    fresh = {
+        "quickjh_container_name": "quickjh-test-fresh",
+        "quickjh_config_dir": "/tmp/quickjh-test-fresh/config",
+        "quickjh_home_volume": "quickjh-test-fresh-home",
+        "quickjh_state_volume": "quickjh-test-fresh-state",
+    }
     said = " ".join(converge("--check", "-e", json.dumps(fresh)).stdout.split())
     assert "has no hub yet: a real run would write /tmp/quickjh-test-fresh/config, start the container" in said
     client = docker.from_env()
@@ -92,8 +97,10 @@ def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, u
     user2.start_server()
     user2.run("open('mine.txt', 'w').write('user2 was here')")
     uid2 = user2.whoami()[1]
-    removed = base_users + [{"name": "user2", "state": "absent"},
-                            {"name": "user3", "state": "absent", "remove_home": True}]
+    removed = base_users + [
+        {"name": "user2", "state": "absent"},
+        {"name": "user3", "state": "absent", "remove_home": True},
+    ]
     report = sync_report(converge_users(removed))
     assert "user2: removed, removed from the hub" in report
     assert re.search(r"user3: removed, home archived to /srv/jupyterhub/removed-homes/user3-\d+-\d+\.tar\.gz", report)
@@ -116,14 +123,17 @@ def test_removing_a_user_stops_them_and_keeps_or_archives_the_home(base_users, u
     assert user2.run("print(open('mine.txt').read())").strip() == "user2 was here"
 
 
-def test_accounts_made_in_a_terminal_survive_the_container_killed_2_s_later(base_users, hub_url, login, passwords, hub, user):
+def test_accounts_made_in_a_terminal_survive_the_container_killed_2_s_later(
+    base_users, hub_url, login, passwords, hub, user
+):
     admin, user1 = login("admin"), login("user1")
     # The admin adds a user in a terminal; user1 changes their own password.
     printed = admin.run(
         "import subprocess\n"
         f"r = subprocess.run(['sudo', '-S', '-p', '', 'quickjh-adduser', 'termuser'],"
         f" input={passwords['admin']!r} + '\\nterm-user-pw-1\\nterm-user-pw-1\\n', capture_output=True, text=True)\n"
-        "print(r.returncode, r.stdout, r.stderr)\n")
+        "print(r.returncode, r.stdout, r.stderr)\n"
+    )
     assert printed.startswith("0"), printed
     term = user("termuser")
     term.login("term-user-pw-1")
@@ -134,7 +144,8 @@ def test_accounts_made_in_a_terminal_survive_the_container_killed_2_s_later(base
         "import subprocess\n"
         f"r = subprocess.run(['passwd'], input={passwords['user1']!r} + '\\nuser1-Own-pw-9\\nuser1-Own-pw-9\\n',"
         " capture_output=True, text=True)\n"
-        "print(r.returncode, r.stderr)\n")
+        "print(r.returncode, r.stderr)\n"
+    )
     assert printed.startswith("0"), printed
 
     time.sleep(2)
@@ -162,7 +173,10 @@ def test_accounts_made_in_a_terminal_survive_the_container_killed_2_s_later(base
 # checks stop a real run before it touches anything.
 BAD_INPUT = [
     ([{"name": "a user", "password": "long-enough-pw"}], "user 'a user' is not a valid Linux user name"),
-    ([{"name": "colour", "password": "long-enough-pw", "colour": "red"}], "quickjh_users.colour. Supported parameters include"),
+    (
+        [{"name": "colour", "password": "long-enough-pw", "colour": "red"}],
+        "quickjh_users.colour. Supported parameters include",
+    ),
     # chpasswd reads name:password lines: a newline would set root's password
     ([{"name": "newline", "password": "long-enough\nroot:owned-pw"}], "user 'newline' has a password with a control"),
 ]
@@ -171,7 +185,7 @@ BAD_INPUT = [
 def state_of_the_hub(settings, hub) -> tuple:
     container = hub()
     accounts = container.exec_run("cat /etc/passwd /etc/shadow /etc/group").output
-    with open(f"{settings['quickjh_config_dir']}/jupyterhub_config.py", "rb") as config:
+    with open(f"{settings['quickjh_config_dir']}/settings.json", "rb") as config:
         return container.id, container.attrs["State"]["StartedAt"], container.image.id, accounts, config.read()
 
 

@@ -1,5 +1,6 @@
 """The remote scenario's tests use the fixtures shared by every scenario (molecule/shared); the users' passwords
 are the ones the role generated for each host into credentials/HOST/NAME."""
+
 import os
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Where quickjh may not or cannot install Docker, the run stops before anything changes, saying what to install.
 The spare server (not in the group quickjh, so converge left it alone) is a fresh Debian server without Docker."""
+
 from __future__ import annotations
 
 import docker
@@ -21,17 +22,26 @@ def bare(tmp_path_factory):
     def run(*options: str, ok: bool = False) -> tuple[str, str]:
         result = converge("-i", str(inventory), "--limit", "bare", *options, ok=ok)
         output = " ".join((result.stdout + result.stderr).split())
-        changed = server.exec_run(["sh", "-c", "dpkg -l docker.io python3-docker 2>/dev/null | grep ^ii; "
-                                   "ls -d /tmp/quickjh-test-remote 2>/dev/null; true"]).output.decode()
+        changed = server.exec_run(
+            [
+                "sh",
+                "-c",
+                "dpkg -l docker.io python3-docker 2>/dev/null | grep ^ii; "
+                "ls -d /tmp/quickjh-test-remote 2>/dev/null; true",
+            ]
+        ).output.decode()
         return output, changed
+
     return server, run
 
 
 def test_with_quickjh_install_docker_false_the_run_stops_saying_what_to_install(bare):
     _, run = bare
     output, changed = run("-e", "quickjh_install_docker=false")
-    assert ("bare has no Docker Engine and no Docker SDK for Python and no cryptography for Python. "
-            "quickjh_install_docker is false") in output
+    assert (
+        "bare has no Docker Engine and no Docker SDK for Python and no cryptography for Python. "
+        "quickjh_install_docker is false"
+    ) in output
     assert "install them by hand (Docker Engine: https://docs.docker.com/engine/install/" in output
     assert "changed=0" in output and changed == ""
 

@@ -1,6 +1,7 @@
 """Fresh Debian servers reached over SSH as a sudoer: the role installed Docker from Debian's packages, loaded the
 base image from an archive (no registry there), built the hub and runs it; users log in through the server's
 published port. Each test runs once per server."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,9 @@ testinfra_hosts = ["ansible://quickjh"]  # the servers the role deployed to (not
 
 
 def test_the_server_image_has_no_docker_so_the_role_installed_it(host):
-    fresh = docker.from_env().containers.run("quickjh-test:remote-server", ["sh", "-c", "command -v dockerd; true"],
-                                             remove=True)
+    fresh = docker.from_env().containers.run(
+        "quickjh-test:remote-server", ["sh", "-c", "command -v dockerd; true"], remove=True
+    )
     assert fresh == b"", "the scenario's servers must start without Docker"
     for package in ("docker.io", "python3-docker"):
         assert host.package(package).is_installed, package

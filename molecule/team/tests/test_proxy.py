@@ -1,6 +1,7 @@
 """The hub under quickjh_base_url behind a real nginx: the README's own server block, in Debian's nginx, in a
 container built from the local base image on the hub's Docker network. A user logs in through it, runs code over
 the kernel's websocket and types into a terminal's; a person does the same in Chromium."""
+
 from __future__ import annotations
 
 import io
@@ -37,18 +38,26 @@ def nginx(settings, hub):
     """https://127.0.0.1:PORT/jupyter: nginx with the README's config in front of the hub."""
     client = docker.from_env()
     started = time.monotonic()
-    dockerfile = (f"FROM {settings.get('quickjh_base_image', BASE_IMAGE)}\n"
-                  "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-                  "nginx && apt-get clean && rm -rf /var/lib/apt/lists/* && rm -f /etc/nginx/sites-enabled/*\n"
-                  'CMD ["nginx", "-g", "daemon off;"]\n')
+    dockerfile = (
+        f"FROM {settings.get('quickjh_base_image', BASE_IMAGE)}\n"
+        "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        "nginx && apt-get clean && rm -rf /var/lib/apt/lists/* && rm -f /etc/nginx/sites-enabled/*\n"
+        'CMD ["nginx", "-g", "daemon off;"]\n'
+    )
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=NGINX_IMAGE, rm=True)
     print(f"\nnginx image: {time.monotonic() - started:.1f} s")
     conf = Path(settings["test_dir"]) / "nginx-jupyter.conf"
     conf.write_text(readme_nginx_conf(hub().attrs["NetworkSettings"]["IPAddress"], "/etc/quickjh/tls"))
     container = client.containers.run(
-        NGINX_IMAGE, name="quickjh-test-nginx", detach=True, ports={"443/tcp": ("127.0.0.1", PORT)},
-        volumes={str(conf): {"bind": "/etc/nginx/conf.d/jupyter.conf", "mode": "ro"},
-                 f"{settings['quickjh_config_dir']}/tls": {"bind": "/etc/quickjh/tls", "mode": "ro"}})
+        NGINX_IMAGE,
+        name="quickjh-test-nginx",
+        detach=True,
+        ports={"443/tcp": ("127.0.0.1", PORT)},
+        volumes={
+            str(conf): {"bind": "/etc/nginx/conf.d/jupyter.conf", "mode": "ro"},
+            f"{settings['quickjh_config_dir']}/tls": {"bind": "/etc/quickjh/tls", "mode": "ro"},
+        },
+    )
     try:
         url = f"https://127.0.0.1:{PORT}{settings['quickjh_base_url'].rstrip('/')}"
         deadline = time.monotonic() + 30
