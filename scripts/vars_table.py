@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The README's variables table, made from roles/quickjh/meta/argument_specs.yml so the two never drift.
+"""The variables table of docs/variables.md, made from roles/quickjh/meta/argument_specs.yml so the two never drift.
 
 scripts/vars_table.py           print it
-scripts/vars_table.py --write   put it into README.md between its markers
+scripts/vars_table.py --write   put it into docs/variables.md between its markers
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ROOT / "roles/quickjh/meta/argument_specs.yml"
+DOC = ROOT / "docs/variables.md"
 BEGIN, END = "<!-- vars-table: made by scripts/vars_table.py --write -->\n", "<!-- /vars-table -->\n"
 
 
@@ -37,10 +38,10 @@ def table(specs_path: Path = SPECS) -> str:
     return "\n".join(rows) + "\n"
 
 
-def write(readme: Path = ROOT / "README.md") -> None:
-    text = readme.read_text()
+def write(doc: Path = DOC) -> None:
+    text = doc.read_text()
     head, rest = text.split(BEGIN, 1)
-    readme.write_text(head + BEGIN + table() + END + rest.split(END, 1)[1])
+    doc.write_text(head + BEGIN + table() + END + rest.split(END, 1)[1])
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ SETTINGS = {
     "environment": {},
     "limits": {"memory": 0, "cpus": 0.0, "processes": 512},
     "log": {"max_size": "10m", "max_files": 5},
+    "extra_config": "",
     "docker": {"network": "quickjh-users", "home_volume": "quickjh_home", "profiles": {}},
 }
 
@@ -146,8 +147,8 @@ def test_docker_mode_gives_each_user_a_limited_container_of_the_hubs_image(state
     assert c.DockerSpawner.allowed_images == {"Default": "quickjh:abc123", "R": "quickjh-profile-r:1"}
 
 
-def test_a_sites_extra_config_files_load_after_quickjhs_own(state, tmp_path, monkeypatch):
-    """jupyterhub_config.py as JupyterHub loads it, with a folder of extras beside the settings."""
+def test_a_sites_own_lines_apply_after_quickjhs_config_then_its_extra_files(state, tmp_path, monkeypatch):
+    """jupyterhub_config.py as JupyterHub loads it: the settings, quickjh_hub_extra_config, then the folder."""
     import json
 
     from traitlets.config.loader import PyFileConfigLoader
@@ -156,16 +157,15 @@ def test_a_sites_extra_config_files_load_after_quickjhs_own(state, tmp_path, mon
 
     etc = tmp_path / "etc"
     (etc / "jupyterhub_config.d").mkdir(parents=True)
-    (etc / "settings.json").write_text(json.dumps(SETTINGS))
-    (etc / "jupyterhub_config.d" / "50-site.py").write_text(
-        "c.JupyterHub.shutdown_on_logout = True\nc.Spawner.default_url = '/tree'\n"
-    )
+    extra = "c.JupyterHub.shutdown_on_logout = True\nc.Spawner.default_url = '/tree'\n"
+    (etc / "settings.json").write_text(json.dumps(dict(SETTINGS, extra_config=extra)))
+    (etc / "jupyterhub_config.d" / "50-site.py").write_text("c.Spawner.default_url = '/lab/tree/README.md'\n")
     monkeypatch.setattr(settings_module, "SETTINGS", etc / "settings.json")
     monkeypatch.setenv("QUICKJH_STATE", str(state))
     files = Path(__file__).resolve().parents[1] / "roles/quickjh/files"
     c = PyFileConfigLoader("jupyterhub_config.py", str(files)).load_config()
     assert c.JupyterHub.shutdown_on_logout is True
-    assert c.Spawner.default_url == "/tree"  # the site's line wins over the settings
+    assert c.Spawner.default_url == "/lab/tree/README.md"  # the site's lines win, the folder's last
     assert c.JupyterHub.authenticator_class == "quickjh.auth.QuickjhAuthenticator"
 
 

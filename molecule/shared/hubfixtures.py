@@ -24,6 +24,12 @@ def settings(host) -> dict:
 
 
 @pytest.fixture(scope="module")
+def base_users(settings) -> list[dict]:
+    """The scenario's quickjh_users, for tests that run the role with a changed list."""
+    return settings["quickjh_users"]
+
+
+@pytest.fixture(scope="module")
 def hub_url(settings) -> str:
     """The hub's address as users open it, under quickjh_base_url (no slash at the end): the host's address over
     SSH (the remote scenario publishes each server's port on it), else the address the port is published on."""

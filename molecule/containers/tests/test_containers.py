@@ -5,13 +5,14 @@ admins, idle culling and removal do there. Runs first on the scenario's deployme
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 
 import docker
 import pytest
 
 from hubclient import KernelDied
-from hubfixtures import converge_users, own_venv_becomes_their_kernel
+from hubfixtures import can_login, converge_users, own_venv_becomes_their_kernel
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +139,35 @@ def test_a_removed_user_loses_their_container_and_keeps_their_files(settings, hu
     )
     assert b"keep.txt" in found
     converge_users(settings["quickjh_users"])  # back, with the files
+
+
+def docker_exec(settings, *command: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """What the README tells an admin to run on the hub's host in docker mode: docker exec into the hub."""
+    return subprocess.run(
+        ["docker", "exec", "-i", settings["quickjh_container_name"], *command],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_an_admin_adds_a_user_changes_a_password_and_ends_a_user_from_the_host_with_docker_exec(
+    settings, user, user_container
+):
+    added = docker_exec(settings, "quickjh-adduser", "hostmade", stdin="Host-made-pw-1\nHost-made-pw-1\n")
+    assert added.returncode == 0, added.stdout + added.stderr
+    hostmade = user("hostmade")
+    hostmade.login("Host-made-pw-1")
+    hostmade.start_server()
+    assert hostmade.whoami()[0::2] == ("hostmade", "/home/hostmade/notebook")
+    changed = docker_exec(settings, "passwd", "hostmade", stdin="Host-made-pw-2\nHost-made-pw-2\n")
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert not can_login(user, "hostmade", "Host-made-pw-1") and can_login(user, "hostmade", "Host-made-pw-2")
+    assert user_container("hostmade").status == "running"
+    ended = docker_exec(settings, "quickjh-users", "end", "hostmade")
+    assert ended.returncode == 0 and "everything they ran has ended" in ended.stdout, ended.stdout + ended.stderr
+    assert user_container("hostmade") is None  # the container is gone at once, with every process in it
+    removed = docker_exec(settings, "bash", "-c", "userdel -r hostmade && quickjh-users save")
+    assert removed.returncode == 0, removed.stderr

@@ -68,7 +68,7 @@ def test_packages_and_kernels_survive_recreation_and_a_package_change(hub, hub_u
     user1 = login("user1")
     assert user1.run("import cowsay; print(cowsay.__version__)").strip() == "6.0"
     assert where(user1, "tabulate").startswith("/home/user1/.local/lib/")
-    assert where(user1, "toolz") == "missing"  # sudo pip went into the old image: README says to declare it
+    assert where(user1, "toolz") == "missing"  # sudo pip went into the old image: docs/operating.md says to declare it
     assert user1.run("import sys; print(sys.executable)", kernel="myenv").strip() == "/home/user1/myenv/bin/python"
     assert user1.whoami()[1] >= 1000
     converge()  # back to the scenario's settings: that image exists, so no rebuild

@@ -16,11 +16,6 @@ import pytest
 from hubfixtures import can_login, converge, converge_users, wait_healthy
 
 
-@pytest.fixture(scope="module")
-def base_users(settings) -> list[dict]:
-    return settings["quickjh_users"]
-
-
 def sync_report(result) -> str:
     """The role's output and errors with folded lines joined: the report reads 'user2: created; ...'."""
     return " ".join((result.stdout + result.stderr).split())

@@ -10,7 +10,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 import requests
 
 from hubfixtures import converge_users, playbook, project_playbook
@@ -221,8 +220,3 @@ def test_plain_http_beyond_the_host_is_warned_about(settings):
         "quickjh_bind_address=0.0.0.0",
     )
     assert "passwords and session cookies cross the network in plain HTTP" in report(result)
-
-
-@pytest.fixture(scope="module")
-def base_users(settings) -> list[dict]:
-    return settings["quickjh_users"]

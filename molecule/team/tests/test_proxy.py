@@ -1,4 +1,4 @@
-"""The hub under quickjh_base_url behind a real nginx: the README's own server block, in Debian's nginx, in a
+"""The hub under quickjh_base_url behind a real nginx: docs/operating.md's own server block, in Debian's nginx, in a
 container built from the local base image on the hub's Docker network. A user logs in through it, runs code over
 the kernel's websocket and types into a terminal's; a person does the same in Chromium."""
 
@@ -18,16 +18,16 @@ from browser_check import round_trip
 from hubclient import HubUser
 
 ROOT = Path(__file__).resolve().parents[3]
-README = ROOT / "README.md"
+OPERATING = ROOT / "docs/operating.md"  # its ```nginx block is the one users copy
 BASE_IMAGE = yaml.safe_load((ROOT / "roles/quickjh/defaults/main.yml").read_text())["quickjh_base_image"]
 PORT = 18444  # nginx's, published on 127.0.0.1
 NGINX_IMAGE = "quickjh-test:nginx"  # a tag of the shared test image's name: make test removes it with the rest
 
 
-def readme_nginx_conf(upstream: str, tls: str) -> str:
-    """The README's nginx block, with the hub container's address for 127.0.0.1 and the hub's certificate (its
+def documented_nginx_conf(upstream: str, tls: str) -> str:
+    """docs/operating.md's nginx block, with the hub container's address for 127.0.0.1 and the hub's certificate (its
     names are 127.0.0.1 and localhost, which the client checks) for the site's."""
-    conf = re.search(r"```nginx\n(.*?)```", README.read_text(), re.S).group(1)
+    conf = re.search(r"```nginx\n(.*?)```", OPERATING.read_text(), re.S).group(1)
     conf = conf.replace("https://127.0.0.1:8000", f"https://{upstream}:8000")
     conf = re.sub(r"ssl_certificate(\s+)\S+;", rf"ssl_certificate\1{tls}/hub.crt;", conf)
     return re.sub(r"ssl_certificate_key(\s+)\S+;", rf"ssl_certificate_key\1{tls}/hub.key;", conf)
@@ -35,7 +35,7 @@ def readme_nginx_conf(upstream: str, tls: str) -> str:
 
 @pytest.fixture(scope="module")
 def nginx(settings, hub):
-    """https://127.0.0.1:PORT/jupyter: nginx with the README's config in front of the hub."""
+    """https://127.0.0.1:PORT/jupyter: nginx with the documented config in front of the hub."""
     client = docker.from_env()
     started = time.monotonic()
     dockerfile = (
@@ -47,7 +47,7 @@ def nginx(settings, hub):
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=NGINX_IMAGE, rm=True)
     print(f"\nnginx image: {time.monotonic() - started:.1f} s")
     conf = Path(settings["test_dir"]) / "nginx-jupyter.conf"
-    conf.write_text(readme_nginx_conf(hub().attrs["NetworkSettings"]["IPAddress"], "/etc/quickjh/tls"))
+    conf.write_text(documented_nginx_conf(hub().attrs["NetworkSettings"]["IPAddress"], "/etc/quickjh/tls"))
     container = client.containers.run(
         NGINX_IMAGE,
         name="quickjh-test-nginx",

@@ -6,6 +6,7 @@ import json
 import ssl
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests

@@ -5,6 +5,10 @@ a process the user can signal or stop."""
 
 from __future__ import annotations
 
+import contextlib
+import urllib.error
+
+from quickjh.hubapi import stop_server
 from quickjh.nofollow import end_processes
 
 
@@ -24,7 +28,11 @@ SERVERS = {"local": None, "docker": remove_containers}
 
 
 def end_user(name: str, uid: int, settings: dict) -> None:
+    """Everything the user runs ends now; then the hub is told that their server stopped (when it answers: it
+    would find out by itself within its poll interval)."""
     servers = SERVERS[settings["spawner"]]
     if servers:
         servers(name, settings)
     end_processes(uid)
+    with contextlib.suppress(OSError, urllib.error.URLError):
+        stop_server(name)

@@ -80,9 +80,9 @@ def own_dir(path: str | Path, uid: int, gid: int, mode: int = 0o700) -> None:
     with contextlib.suppress(FileExistsError):
         os.mkdir(path, mode)
     fd = open_dir(path)
-    try:
-        os.fchown(fd, uid, gid)
+    try:  # the mode first: a user's container gives root no CAP_FOWNER over what it no longer owns
         os.fchmod(fd, mode)
+        os.fchown(fd, uid, gid)
     finally:
         os.close(fd)
 

@@ -1,0 +1,85 @@
+"""Nothing a user does holds the hub or the users sync for the others: user2 (the hostile user) stops every new
+process of theirs in a tight loop while restarting their server, as code started from their own kernel; the hub,
+another user's login and code, and the admin's API keep answering, and the next run removes user2."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from hubfixtures import converge_users
+
+# user2's loop, detached from the server it will restart: every process of user2's that appears is stopped at once
+# (SIGSTOP), for `seconds`, then everything it stopped is let go.
+STOPPER = r"""
+import os, signal, time
+me, mine, stopped = os.getuid(), os.getpid(), set()
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:
+    for pid in os.listdir('/proc'):
+        if pid.isdigit() and int(pid) != mine and int(pid) not in stopped:
+            try:
+                if os.stat(f'/proc/{{pid}}').st_uid == me:
+                    os.kill(int(pid), signal.SIGSTOP)
+                    stopped.add(int(pid))
+            except OSError:
+                pass
+for pid in stopped:
+    try:
+        os.kill(pid, signal.SIGCONT)
+    except OSError:
+        pass
+"""
+
+
+def timed(action) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+def test_a_user_who_stops_every_process_of_theirs_while_restarting_holds_nothing_for_others(
+    base_users, login, user, passwords, hub, hub_url, verify
+):
+    neighbour, admin, attacker = login("user1"), login("admin", start=False), login("user2")
+    started = attacker.run(
+        "import subprocess, sys\n"
+        f"subprocess.Popen([sys.executable, '-c', {STOPPER.format(seconds=40)!r}], start_new_session=True,"
+        " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
+        "print('stopper started')"
+    )
+    assert "stopper started" in started
+    worst: dict[str, float] = {"health": 0.0, "login": 0.0, "code": 0.0, "admin API": 0.0}
+    restarts = threading.Thread(target=restart_repeatedly, args=(attacker, 25), daemon=True)
+    with neighbour.kernel() as execute:
+        execute("x = 41")
+        restarts.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            health = requests.get(f"{hub_url}/hub/health", timeout=10, verify=verify)
+            worst["health"] = max(worst["health"], health.elapsed.total_seconds())
+            worst["login"] = max(worst["login"], timed(lambda: user("user1").login(passwords["user1"])))
+            worst["code"] = max(worst["code"], timed(lambda: execute("x += 0; print(x + 1)")))
+            worst["admin API"] = max(worst["admin API"], timed(lambda: admin.hub_api("GET", "/users")))
+            time.sleep(0.5)
+        assert execute("print(x + 1)").strip() == "42"
+    restarts.join()
+    print(f"\nwhile user2 stopped every process of theirs and restarted their server, worst answers: {worst}")
+    assert all(seconds < 2 for seconds in worst.values()), worst
+    # The next run removes user2 (their stopped processes included) and applies the rest; then user2 is back.
+    removed = converge_users([*base_users, {"name": "user2", "state": "absent"}])
+    assert "user2: removed" in " ".join(removed.stdout.split())
+    assert hub().exec_run(["pgrep", "-u", "user2"]).exit_code == 1  # nothing of user2's left
+    converge_users(base_users)
+
+
+def restart_repeatedly(attacker, seconds: float) -> None:
+    """user2 restarts their own server over the API, again and again, without waiting for it to come up."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        attacker.hub_api("DELETE", f"/users/{attacker.name}/server")
+        time.sleep(1)
+        attacker.hub_api("POST", f"/users/{attacker.name}/server")
+        time.sleep(2)
