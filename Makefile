@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: deploy test lint unit docker base-image venv browser
+.PHONY: deploy test lint unit docker base-image venv browser lock
 
 deploy: venv docker base-image
 	ansible-playbook -i inventory.example playbook.yml
@@ -40,6 +40,11 @@ docker:
 
 base-image: docker
 	scripts/base-image.sh
+
+# The hub image's Python packages, pinned: scripts/lock.sh resolves them again (newer releases, security fixes) for
+# the role's JupyterHub version, or those given: make lock VERSIONS="6.1.1 5.5.4". Review the diff and commit it.
+lock: docker base-image
+	scripts/lock.sh $(VERSIONS)
 
 # The tests' browser check drives Debian's Chromium (Playwright downloads no browser here).
 browser:

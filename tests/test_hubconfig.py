@@ -19,8 +19,11 @@ SETTINGS = {
     "hub": "quickjh",
     "base_url": "/",
     "https": True,
+    "proxy_port": 443,
+    "subdomain_host": "",
     "spawner": "local",
     "default_url": "/lab",
+    "min_password_length": 8,
     "cull": {"timeout": 3600, "every": 300},
     "shared_folders": {},
     "environment": {},
@@ -43,7 +46,6 @@ def settings(**changes) -> dict:
 
 @pytest.fixture
 def state(tmp_path) -> Path:
-    (tmp_path / "quickjh-sync.token").write_text("sync-token\n")
     return tmp_path
 
 
@@ -55,11 +57,15 @@ def configured(state: Path, **changes) -> Config:
 
 def test_https_by_default_under_the_base_url_with_the_roles_certificate(state):
     c = configured(state)
-    assert c.JupyterHub.bind_url == "https://0.0.0.0:8000/"
+    assert c.JupyterHub.bind_url == "https://0.0.0.0:443/"
+    assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:81"  # both below 1024: root's alone
     assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == ("/etc/quickjh/tls/hub.crt", "/etc/quickjh/tls/hub.key")
-    c = configured(state, https=False, base_url="/jupyter/")
-    assert c.JupyterHub.bind_url == "http://0.0.0.0:8000/jupyter/"
+    c = configured(state, https=False, proxy_port=80, base_url="/jupyter/")
+    assert c.JupyterHub.bind_url == "http://0.0.0.0:80/jupyter/"
     assert "ssl_cert" not in c.JupyterHub and "ssl_key" not in c.JupyterHub
+    assert "subdomain_host" not in c.JupyterHub  # users' servers share the hub's origin unless asked
+    c = configured(state, subdomain_host="https://hub.example.org:8000")
+    assert c.JupyterHub.subdomain_host == "https://hub.example.org:8000"
 
 
 def test_state_on_the_state_volume(state):
@@ -75,11 +81,13 @@ def test_linux_accounts_log_in_and_are_asked_again_every_minute(state):
     assert (c.Authenticator.auth_refresh_age, c.Authenticator.refresh_pre_spawn) == (60, True)
     assert c.Authenticator.delete_invalid_users and c.Authenticator.auth_refresh_strict
     assert c.PAMAuthenticator.admin_groups == {"sudo"}
+    assert c.QuickjhAuthenticator.min_password_length == 8
+    assert configured(state, min_password_length=12).QuickjhAuthenticator.min_password_length == 12
 
 
 def test_the_sync_is_an_admin_service_and_the_culler_follows_the_timeout(state):
     c = configured(state)
-    assert c.JupyterHub.services[0] == {"name": "quickjh-sync", "api_token": "sync-token"}
+    assert c.JupyterHub.services[0] == {"name": "quickjh-sync"}  # no standing token: each run makes its own
     culler = c.JupyterHub.services[1]
     assert culler["command"] == [sys.executable, "-m", "jupyterhub_idle_culler", "--timeout=3600", "--cull-every=300"]
     assert c.JupyterHub.last_activity_interval == 300

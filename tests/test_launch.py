@@ -165,11 +165,13 @@ def local_spawner(**config) -> local_mode.QuickjhLocalSpawner:
     return spawner
 
 
-def test_local_mode_runs_the_launcher_with_limits_and_links_of_the_users_groups(accounts):
+def test_local_mode_runs_the_launcher_with_limits_links_of_the_users_groups_and_no_new_privileges_but_for_admins(
+    accounts,
+):
     spawner = local_spawner(
         max_processes=512, mem_limit=600 * 2**20, shared_folders={"data": "analysts", "secret": "finance"}
     )
-    assert spawner.make_preexec_fn("ann") is None and spawner.popen_kwargs == {"cwd": "/"}
+    assert spawner.make_preexec_fn("ann") is None and spawner.popen_kwargs["cwd"] == "/"
     assert spawner.launch_command("ann") == [
         "/usr/local/sbin/quickjh-launch",
         "--user",
@@ -194,6 +196,7 @@ def test_local_mode_runs_the_launcher_with_limits_and_links_of_the_users_groups(
         "512",
         "--memory",
         str(600 * 2**20),
+        "--no-new-privileges",
         "--",
     ]
 
@@ -221,3 +224,18 @@ def test_docker_mode_never_takes_over_a_container_that_is_not_this_hubs(monkeypa
     labels = {"com.example": "someone else's"}
     with pytest.raises(RuntimeError, match="not this hub's"):
         asyncio.run(spawner.get_object())
+
+
+def test_what_a_users_server_prints_reaches_the_hubs_log_marked_as_theirs(tmp_path):
+    server_r, server_w = os.pipe()
+    log = tmp_path / "hub.log"
+    out = os.open(log, os.O_WRONLY | os.O_CREAT)
+    os.write(server_w, b"hello\n[I 2026-12-06 08:00:00.000 JupyterHub app:1] Hub is fine\r\x1b[2Kfake\nno newline")
+    os.close(server_w)
+    local_mode.relay_output(server_r, "bob", out)
+    os.close(out)
+    assert log.read_text().splitlines() == [
+        "[user bob] hello",
+        "[user bob] [I 2026-12-06 08:00:00.000 JupyterHub app:1] Hub is fine\\x0d\\x1b[2Kfake",
+        "[user bob] no newline",
+    ]

@@ -104,8 +104,8 @@ def test_a_profile_is_offered_and_its_image_runs(login):
     user2 = login("user2", start=False)
     user2.stop_server()
     form = user2.http.get(f"{user2.base}/hub/spawn", timeout=30).text
-    assert "Tools (figlet)" in form and "Default" in form
-    user2.start_server(options={"image": "Tools (figlet)"})
+    assert "Tools &lt;b&gt;(figlet)&lt;/b&gt;" in form and "<b>(figlet)" not in form and "Default" in form
+    user2.start_server(options={"image": "Tools <b>(figlet)</b>"})
     assert (
         user2.run("import pyfiglet, shutil; print(bool(shutil.which('figlet')), pyfiglet.__version__)").strip()
         == "True 1.0.4"
@@ -171,3 +171,54 @@ def test_an_admin_adds_a_user_changes_a_password_and_ends_a_user_from_the_host_w
     assert user_container("hostmade") is None  # the container is gone at once, with every process in it
     removed = docker_exec(settings, "bash", "-c", "userdel -r hostmade && quickjh-users save")
     assert removed.returncode == 0, removed.stderr
+
+
+def test_a_user_changes_their_own_password_on_the_hubs_page(user, passwords):
+    user2 = user("user2")
+    user2.login(passwords["user2"])
+    printed = user2.change_password("not-the-password", "us3r2-Own-pw-9")
+    assert printed.status_code == 400 and "the current password is not right" in printed.text
+    printed = user2.change_password(passwords["user2"], "short")
+    assert printed.status_code == 400 and "shorter than 8 characters" in printed.text
+    printed = user2.change_password(passwords["user2"], "us3r2-Own-pw-9")
+    assert printed.status_code == 200 and "Your password is changed." in printed.text
+    assert can_login(user, "user2", "us3r2-Own-pw-9") and not can_login(user, "user2", passwords["user2"])
+    changed = user("user2")
+    changed.login("us3r2-Own-pw-9")
+    assert changed.change_password("us3r2-Own-pw-9", passwords["user2"]).status_code == 200  # back
+
+
+def test_losing_a_group_stops_the_users_container_and_the_next_has_no_such_folder(settings, login, user_container):
+    user1 = login("user1")
+    user1.stop_server()
+    user1.start_server()  # a second start of a member: the link is there already, and no link is made inside it
+    printed = user1.run("import os; print(os.path.islink('data'), os.path.lexists('/srv/shared/data/data'))")
+    assert printed.strip() == "True False", printed
+    out = [dict(u, groups=[]) if u["name"] == "user1" else u for u in settings["quickjh_users"]]
+    said = " ".join(converge_users(out).stdout.split())
+    assert "user1: groups" in said
+    assert user_container("user1") is None  # stopped at once, mounts and groups with it
+    again = login("user1")
+    printed = again.run("import os; print(os.path.exists('/srv/shared/data'), os.path.exists('data'))")
+    assert printed.strip().startswith("False"), printed
+    converge_users(settings["quickjh_users"])
+
+
+def test_a_container_of_the_users_name_that_is_not_this_hubs_is_never_taken_over(settings, login, user_container):
+    client = docker.from_env()
+    name = f"{settings['quickjh_container_name']}-user2"
+    login("user2", start=False).stop_server()
+    base = client.containers.get(settings["quickjh_container_name"]).image.id
+    foreign = client.containers.run(base, ["sleep", "600"], name=name, entrypoint="", detach=True)
+    try:
+        user2 = login("user2", start=False)
+        reply = user2.hub_api("POST", "/users/user2/server", json={})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and user2.model().get("servers"):
+            time.sleep(1)
+        foreign.reload()
+        assert foreign.status == "running" and "quickjh.hub" not in foreign.labels, reply.text
+        assert not user2.model().get("servers")
+    finally:
+        foreign.remove(force=True)
+    assert login("user2").whoami()[0] == "user2"

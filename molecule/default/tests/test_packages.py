@@ -5,6 +5,8 @@ Runs after test_default.py on the same deployment (the scenario sets quickjh_pip
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from hubfixtures import converge, own_venv_becomes_their_kernel, wait_healthy
@@ -78,3 +80,24 @@ def test_packages_and_kernels_survive_recreation_and_a_package_change(hub, hub_u
 @pytest.fixture(autouse=True, scope="module")
 def _hub_is_up(hub_url):
     wait_healthy(hub_url)
+
+
+def test_the_images_python_packages_are_exactly_the_lock_files_and_the_inventorys(hub, settings):
+    lock = Path(__file__).resolve().parents[3] / "roles/quickjh/files/locks"
+    pinned = {
+        line
+        for line in (lock / f"jupyterhub-{settings.get('quickjh_jupyterhub_version', '6.1.1')}.txt")
+        .read_text()
+        .splitlines()
+        if line and not line.startswith("#")
+    }
+    frozen = hub().exec_run(["/opt/jupyterhub/bin/pip", "freeze", "--local"]).output.decode().splitlines()
+    extra = {name.split("==")[0].lower() for name in settings["quickjh_pip_packages"]}
+    assert {line for line in frozen if line.split("==")[0].lower() not in extra} == pinned
+    assert set(settings["quickjh_pip_packages"]) <= set(frozen)
+
+
+def test_a_new_refresh_stamp_builds_the_image_again_with_the_distributions_updates(hub):
+    said = " ".join(converge("--check", "-e", "quickjh_image_refresh=2026-12-06").stdout.split())
+    assert "would be built from" in said  # another tag: the apt layer again, with `apt-get upgrade`
+    assert "would be built" not in " ".join(converge("--check").stdout.split())

@@ -68,10 +68,25 @@ def test_a_user_who_stops_every_process_of_theirs_while_restarting_holds_nothing
     restarts.join()
     print(f"\nwhile user2 stopped every process of theirs and restarted their server, worst answers: {worst}")
     assert all(seconds < 2 for seconds in worst.values()), worst
-    # The next run removes user2 (their stopped processes included) and applies the rest; then user2 is back.
-    removed = converge_users([*base_users, {"name": "user2", "state": "absent"}])
+    # The next run removes user2 (their stopped processes included) and applies the rest, and user2's API token and
+    # session end with them; then user2 is back.
+    token = attacker.hub_api("POST", "/users/user2/tokens", json={"note": "kept for later"}).json()["token"]
+    assert (
+        requests.get(
+            f"{hub_url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10, verify=verify
+        ).status_code
+        == 200
+    )
+    removed = converge_users([{"name": "user2", "state": "absent"} if u["name"] == "user2" else u for u in base_users])
     assert "user2: removed" in " ".join(removed.stdout.split())
     assert hub().exec_run(["pgrep", "-u", "user2"]).exit_code == 1  # nothing of user2's left
+    assert (
+        requests.get(
+            f"{hub_url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10, verify=verify
+        ).status_code
+        == 403
+    )
+    assert attacker.hub_api("GET", "/user").status_code == 403
     converge_users(base_users)
 
 
@@ -83,3 +98,33 @@ def restart_repeatedly(attacker, seconds: float) -> None:
         time.sleep(1)
         attacker.hub_api("POST", f"/users/{attacker.name}/server")
         time.sleep(2)
+
+
+def test_a_hub_that_stops_answering_is_started_again_by_itself_and_the_next_run_says_so(
+    settings, base_users, hub, hub_url, login
+):
+    login("user1").run("open('before-freeze.txt', 'w').write('kept')")
+    before = hub().attrs["RestartCount"]
+    hub_pid = hub().exec_run(["pgrep", "-f", "^/opt/jupyterhub/bin/python3 /opt/jupyterhub/bin/jupyterhub "])
+    assert hub().exec_run(["kill", "-STOP", hub_pid.output.split()[0].decode()]).exit_code == 0  # frozen
+    started = time.monotonic()
+    deadline = started + settings["quickjh_watchdog_seconds"] + 120
+    while time.monotonic() < deadline:
+        if hub().attrs["RestartCount"] > before:
+            try:
+                if requests.get(f"{hub_url}/hub/health", timeout=5, verify=False).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+        time.sleep(1)
+    else:
+        raise AssertionError("the frozen hub was not started again")
+    print(
+        f"\na frozen hub answered again after {time.monotonic() - started:.0f} s (watch: "
+        f"{settings['quickjh_watchdog_seconds']} s)"
+    )
+    assert hub().attrs["RestartCount"] == before + 1
+    assert login("user1").run("print(open('before-freeze.txt').read())").strip() == "kept"
+    said = " ".join(converge_users(base_users).stdout.split())
+    assert "WARNING: " in said and "the hub did not answer for" in said and "was started again" in said
+    assert "the hub did not answer" not in " ".join(converge_users(base_users).stdout.split())  # said once

@@ -169,18 +169,34 @@ def test_a_backup_holds_links_in_a_home_as_links_never_the_secret_behind_them(se
     assert leaked == []
 
 
-def test_rights_taken_away_end_every_process_at_once(base_users, login, hub, user, passwords):
+def test_rights_taken_away_end_every_process_at_once_and_what_an_admin_left(
+    base_users, login, hub, user, passwords, hub_url
+):
     listed = base_users + [{"name": "user3", "password": "us3r3-team-pw", "admin": True}]
     admin3 = user("user3")
     admin3.login("us3r3-team-pw")
     admin3.start_server()
     assert admin3.can_sudo("us3r3-team-pw")
     admin3.terminal(detached("sleep 1000"))
+    # As root, user3 leaves a setuid-root shell in the container, and takes a copy of the cookie secret.
+    planted = admin3.terminal(
+        "echo us3r3-team-pw | sudo -S -p '' sh -c 'install -m 4755 /bin/bash /usr/local/bin/rootsh"
+        " && cat /srv/jupyterhub/jupyterhub_cookie_secret' > ~/secret-copy"
+    )
+    assert planted.endswith("[exit 0]"), planted
+    victim = login("user1", start=False)
     uid3 = uid_of(hub, "user3")
     assert any("sleep" in line for line in live_processes(hub, uid3))
     demoted = [dict(u, admin=False) if u["name"] == "user3" else u for u in listed]
-    assert "user3: not admin" in report(converge_users(demoted))
+    said = report(converge_users(demoted))
+    assert "user3: not admin" in said and "The hub is made anew: user3 had root in its container" in said
     assert live_processes(hub, uid3) == []  # the server, its terminals and the detached sleep, all holding sudo
+    assert hub().exec_run(["test", "-e", "/usr/local/bin/rootsh"]).exit_code != 0  # the container is new
+    copy = hub().exec_run(["cat", "/home/user3/secret-copy"]).output.strip()
+    assert copy and copy != hub().exec_run(["cat", "/srv/jupyterhub/jupyterhub_cookie_secret"]).output.strip()
+    assert victim.http.get(f"{hub_url}/hub/home", allow_redirects=False, timeout=30).status_code == 302
+    admin3 = user("user3")
+    admin3.login("us3r3-team-pw")
     admin3.start_server()
     assert not admin3.can_sudo("us3r3-team-pw")
     admin3.terminal(detached("sleep 1000"))

@@ -26,6 +26,13 @@ PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a URL path: it goes into the hub's c
 LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
 # Settings a quickjh_spawner has no use for (the run warns when they are set).
 IGNORED_BY_MODE = {"local": ("quickjh_user_cpus", "quickjh_profiles"), "docker": ()}
+# quickjh_subdomain_host: the hub's address, a DNS name users' names go in front of (no IP address, no path).
+SUBDOMAIN_HOST = re.compile(r"https?://(?=[^:/]*[a-zA-Z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]+)?/?")
+LOCKS = Path(__file__).resolve().parents[1] / "files" / "locks"  # the image's pinned Python packages, by version
+# An image reference as Docker reads one (registry[:port]/path[:tag][@digest]): it goes into the Dockerfile's FROM.
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_DOMAIN = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
+IMAGE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH}(?:/{_PATH})*(?::[\w][\w.-]{{0,127}})?(?:@sha256:[a-f0-9]{{64}})?")
 PROFILE = re.compile(r"[a-z0-9][a-z0-9_-]{0,30}")  # goes into an image's name
 
 
@@ -118,6 +125,24 @@ def settings_problems(v: dict) -> list[str]:
         out.append(
             "quickjh_cull_idle_timeout and quickjh_cull_every must be 0 or more, quickjh_cpus and "
             "quickjh_log_max_files more than 0"
+        )
+    subdomain = text(v["quickjh_subdomain_host"])
+    if subdomain and not SUBDOMAIN_HOST.fullmatch(subdomain):
+        out.append(
+            f"quickjh_subdomain_host: {subdomain!r} is not the hub's address like https://hub.example.org or "
+            "https://hub.example.org:8000 (a DNS name, no path)"
+        )
+    version = text(v["quickjh_jupyterhub_version"])
+    if not (LOCKS / f"jupyterhub-{version}.txt").is_file():
+        have = ", ".join(sorted(p.stem.removeprefix("jupyterhub-") for p in LOCKS.glob("jupyterhub-*.txt")))
+        out.append(
+            f"quickjh_jupyterhub_version: {version!r} has no lock file of the image's Python packages (there "
+            f"are: {have}); make one with: make lock VERSIONS={version}"
+        )
+    if not IMAGE.fullmatch(text(v["quickjh_base_image"])):
+        out.append(
+            f"quickjh_base_image: {v['quickjh_base_image']!r} is not an image reference like debian:trixie-slim "
+            "or registry.example.org/team/base:1.0"
         )
     if not PAGE.fullmatch(text(v["quickjh_default_url"])):
         out.append(

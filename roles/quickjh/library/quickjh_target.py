@@ -5,22 +5,32 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: quickjh_target
-short_description: What a quickjh target has (a Docker Engine, Python modules, files' checksums)
+short_description: What a quickjh target has, in one look
 description:
   - Reads, with the Python that runs Ansible's modules on the target, whether a Docker Engine is there (dockerd on
-    PATH or its socket), which of the given Python modules that Python cannot import, the OS (os-release), and the
-    SHA-1 of given files. Changes nothing; runs in check mode.
+    PATH or its socket), which of the given Python modules that Python cannot import, the OS (os-release), what
+    given paths are (a SHA-1 for regular files), and, when the Docker SDK and Engine answer, the tags of an image
+    repository and a container's inspect data. Changes nothing; runs in check mode. One module run instead of
+    several: every task costs a Python start on the target.
 options:
   python_modules:
     description: Modules to try to import.
     type: list
     elements: str
     default: []
-  checksums:
-    description: Paths whose SHA-1 to return (null for a path that is not a regular file).
+  paths:
+    description: Paths to look at.
     type: list
     elements: str
     default: []
+  image_repository:
+    description: An image repository whose tags to list ("" for none).
+    type: str
+    default: ""
+  container:
+    description: A container whose inspect data to return ("" for none).
+    type: str
+    default: ""
 """
 
 RETURN = r"""
@@ -29,13 +39,17 @@ missing_modules: {description: The python_modules that could not be imported., t
 python: {description: The Python that runs the role's modules there., type: str, returned: always}
 debian_like: {description: Debian, Ubuntu or another Debian-like OS., type: bool, returned: always}
 distribution: {description: The OS's name (os-release NAME)., type: str, returned: always}
-checksums: {description: Path to SHA-1 (null when not a regular file)., type: dict, returned: always}
+paths: {description: "Path to {exists, dir, mode (octal string), sha1 (regular files)}.", type: dict, returned: always}
+images: {description: The image_repository's REPO:TAG names (empty without Docker)., type: list, returned: always}
+container: {description: "The container as docker_container_info gives it: {exists, container}.", type: dict,
+            returned: always}
 """
 
 import hashlib
 import importlib
 import os
 import shutil
+import stat
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
@@ -62,6 +76,19 @@ def checksum(path: str) -> str | None:
     return digest.hexdigest()
 
 
+def look(path: str) -> dict:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return {"exists": False, "dir": False, "mode": None, "sha1": None}
+    return {
+        "exists": True,
+        "dir": stat.S_ISDIR(st.st_mode),
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+        "sha1": checksum(path),
+    }
+
+
 def missing(modules: list[str]) -> list[str]:
     out = []
     for name in modules:
@@ -72,15 +99,37 @@ def missing(modules: list[str]) -> list[str]:
     return out
 
 
+def docker_look(repository: str, container: str) -> tuple[list[str], dict]:
+    """The repository's tags and the container's inspect data, when the Docker SDK and Engine answer."""
+    nothing = {"exists": False, "container": None}
+    if not (repository or container):
+        return [], nothing
+    try:
+        import docker
+
+        client = docker.from_env()
+        images = [tag for image in client.images.list(name=repository) for tag in image.tags] if repository else []
+        try:
+            found = {"exists": True, "container": client.api.inspect_container(container)} if container else nothing
+        except docker.errors.NotFound:
+            found = nothing
+        return images, found
+    except Exception:
+        return [], nothing
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "python_modules": {"type": "list", "elements": "str", "default": []},
-            "checksums": {"type": "list", "elements": "str", "default": []},
+            "paths": {"type": "list", "elements": "str", "default": []},
+            "image_repository": {"type": "str", "default": ""},
+            "container": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
     release = os_release()
+    images, container = docker_look(module.params["image_repository"], module.params["container"])
     module.exit_json(
         changed=False,
         engine=bool(shutil.which("dockerd")) or os.path.exists("/var/run/docker.sock"),
@@ -88,7 +137,9 @@ def main() -> None:
         python=sys.executable,
         debian_like=release.get("ID") == "debian" or "debian" in release.get("ID_LIKE", "").split(),
         distribution=release.get("NAME", "an unknown OS"),
-        checksums={path: checksum(path) for path in module.params["checksums"]},
+        paths={path: look(path) for path in module.params["paths"]},
+        images=images,
+        container=container,
     )
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from jupyterhub.auth import PAMAuthenticator
 from jupyterhub.handlers.base import BaseHandler
-from traitlets import Unicode
+from traitlets import Integer, Unicode
 
 from quickjh.accounts import login_problem
+from quickjh.pages import HANDLERS
 
 # JupyterHub reads a handler's _token_authenticated when a refresh fails, but sets it only on token logins: a browser
 # (cookie) request of a locked account then got "500 Internal Server Error" instead of 403 or the login page.
@@ -21,6 +22,11 @@ class QuickjhAuthenticator(PAMAuthenticator):
         "in an admin's terminal: sudo quickjh-adduser {name}",
         help="Where an admin adds an account in this mode ({name}: the user's), said when a name has none.",
     ).tag(config=True)
+    min_password_length = Integer(8, help="Shortest new password the password page accepts.").tag(config=True)
+
+    def get_handlers(self, app):
+        """The login page, then quickjh's password page and token API (before JupyterHub's own)."""
+        return super().get_handlers(app) + HANDLERS
 
     def normalize_username(self, username):
         """Linux names are case-sensitive, and PAM checked this very name: the hub keeps it as typed."""

@@ -15,6 +15,7 @@ variables): from an admin's terminal `sudo quickjh-users ...`, from the host `do
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from quickjh import settings
 from quickjh.accounts import read_accounts, read_homes, uid_range
 from quickjh.apply import apply
 from quickjh.ending import end_user
+from quickjh.hubapi import access, stop_server
 from quickjh.nofollow import Refused
 from quickjh.persistence import restore, save, watch
 from quickjh.plan import PlanError, plan
@@ -50,6 +52,8 @@ def end(name: str) -> int:
     if account is None or not is_human_uid(account.uid, uid_range()):
         raise PlanError(f"{name!r} is not a hub user")
     end_user(name, account.uid, settings.load())
+    with contextlib.suppress(OSError, urllib.error.URLError), access():  # the hub is told, when it answers
+        stop_server(name)
     print(f"{name}: everything they ran has ended")
     return 0
 
@@ -61,7 +65,13 @@ def run_sync() -> int:
 
 
 def restored() -> int:
-    print(f"quickjh-users: restored {restore()} saved accounts", file=sys.stderr)
+    count, dropped = restore()
+    print(f"quickjh-users: restored {count} saved accounts", file=sys.stderr)
+    if dropped:
+        print(
+            f"quickjh-users: sudo not restored for {', '.join(dropped)} (not an admin in quickjh_users)",
+            file=sys.stderr,
+        )
     return 0
 
 

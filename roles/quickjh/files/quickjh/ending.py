@@ -23,13 +23,19 @@ def remove_containers(name: str, settings: dict) -> None:
             container.remove(force=True)
 
 
-# What holds a user's rights besides their processes in the hub's container, by quickjh_spawner.
+# By quickjh_spawner: what holds a user's rights besides their processes in the hub's container, and whether an
+# admin was root in the hub's container (local: sudo there; docker: their terminal is their own container).
 SERVERS = {"local": None, "docker": remove_containers}
+ADMINS_ROOT_IN_HUB = {"local": True, "docker": False}
+
+
+def admins_were_root(settings: dict) -> bool:
+    return ADMINS_ROOT_IN_HUB[settings["spawner"]]
 
 
 def end_user(name: str, uid: int, settings: dict) -> None:
-    """Everything the user runs ends now; then the hub is told that their server stopped (when it answers: it
-    would find out by itself within its poll interval)."""
+    """Everything the user runs ends now; then the hub is told that their server stopped (within the caller's
+    quickjh.hubapi.access(), when the hub answers: it would find out by itself within its poll interval)."""
     servers = SERVERS[settings["spawner"]]
     if servers:
         servers(name, settings)

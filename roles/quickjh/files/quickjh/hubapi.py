@@ -1,21 +1,37 @@
 """The hub's REST API as the accounts program uses it (inside the hub's container, under quickjh_base_url): who the
-hub knows, admin flags, removed users. JupyterHub revokes no admin by itself, so the sync tells it."""
+hub knows, admin flags, removed users. JupyterHub revokes no admin by itself, so the sync tells it. Calls are made
+within access(), with a token made for that run alone (quickjh.hubdb)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 
-from quickjh.settings import state_dir
+from quickjh.hubdb import run_token
 
 HUB_API = f"http://127.0.0.1:8081{os.environ.get('QUICKJH_BASE_URL', '/')}hub/api"
+_token: list[str] = []  # the run's token, while access() lasts
+
+
+@contextlib.contextmanager
+def access() -> Iterator[None]:
+    with run_token() as token:
+        _token.append(token)
+        try:
+            yield
+        finally:
+            _token.remove(token)
 
 
 def hub_api(method: str, path: str, body: dict | None = None) -> object:
-    token = (state_dir() / "quickjh-sync.token").read_text().strip()
+    if not _token:
+        raise OSError("no access to the hub's API outside quickjh.hubapi.access()")
+    token = _token[-1]
     request = urllib.request.Request(  # noqa: S310 (HUB_API: the hub's own http:// address in the container)
         HUB_API + path,
         method=method,

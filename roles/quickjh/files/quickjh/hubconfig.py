@@ -9,7 +9,7 @@ import importlib
 import sys
 from pathlib import Path
 
-LISTEN = "0.0.0.0:8000"  # the proxy's port in the container; Docker publishes it as quickjh_port
+PROXY_API = "http://127.0.0.1:81"  # the proxy's API: a port below 1024, root's alone in the hub's container
 TLS = Path("/etc/quickjh/tls")  # the role's certificate and key (the config folder, mounted read-only)
 TEMPLATES = "/usr/local/share/quickjh/templates"
 # What users' servers keep of the hub's environment (the image's ENV); QUICKJH_STATE lets `sudo quickjh-adduser`
@@ -21,8 +21,8 @@ def configure(c, settings: dict, state: Path) -> None:
     """Everything, in order (state: the state volume's mount point)."""
     set_address(c, settings)
     set_state(c, state)
-    set_login(c)
-    set_services(c, settings, (state / "quickjh-sync.token").read_text().strip())
+    set_login(c, settings)
+    set_services(c, settings)
     set_servers(c, settings)
     set_spawner(c, settings)
 
@@ -31,7 +31,11 @@ def set_address(c, settings: dict) -> None:
     """Listen on all of the container's interfaces (Docker publishes the port), under quickjh_base_url; HTTPS with
     the role's certificate unless quickjh_tls is off."""
     scheme = "https" if settings["https"] else "http"
-    c.JupyterHub.bind_url = f"{scheme}://{LISTEN}{settings['base_url']}"
+    # The proxy's port in the container (Docker publishes it as quickjh_port): 443 or 80, root's alone.
+    c.JupyterHub.bind_url = f"{scheme}://0.0.0.0:{settings['proxy_port']}{settings['base_url']}"
+    c.ConfigurableHTTPProxy.api_url = PROXY_API
+    if settings["subdomain_host"]:  # each user's server at NAME.HOST, an origin of its own
+        c.JupyterHub.subdomain_host = settings["subdomain_host"]
     if settings["https"]:
         c.JupyterHub.ssl_cert = str(TLS / "hub.crt")
         c.JupyterHub.ssl_key = str(TLS / "hub.key")
@@ -46,7 +50,7 @@ def set_state(c, state: Path) -> None:
     c.JupyterHub.template_paths = [TEMPLATES]  # JupyterHub's pages, with a word on adding users on the admin page
 
 
-def set_login(c) -> None:
+def set_login(c, settings: dict) -> None:
     """The container's Linux accounts log in (quickjh.auth); the rule of who may is asked again at least every
     minute and before each server start, so a locked or removed account loses its session and its tokens."""
     c.JupyterHub.authenticator_class = "quickjh.auth.QuickjhAuthenticator"
@@ -56,12 +60,14 @@ def set_login(c) -> None:
     c.Authenticator.refresh_pre_spawn = True
     c.Authenticator.auth_refresh_strict = True
     c.PAMAuthenticator.admin_groups = {"sudo"}
+    c.QuickjhAuthenticator.min_password_length = settings["min_password_length"]
 
 
-def set_services(c, settings: dict, sync_token: str) -> None:
-    """quickjh-sync, the accounts program's way in (admin: only an admin may change another user's admin flag),
-    and the idle culler when quickjh_cull_idle_timeout is set."""
-    c.JupyterHub.services = [{"name": "quickjh-sync", "api_token": sync_token}]
+def set_services(c, settings: dict) -> None:
+    """quickjh-sync, the accounts program's way in (admin: only an admin may change another user's admin flag;
+    it has no token here: each run makes its own in the database, quickjh.hubdb), and the idle culler when
+    quickjh_cull_idle_timeout is set."""
+    c.JupyterHub.services = [{"name": "quickjh-sync"}]
     c.JupyterHub.load_roles = [{"name": "admin", "services": ["quickjh-sync"]}]
     timeout, every = settings["cull"]["timeout"], settings["cull"]["every"]
     if timeout > 0:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from quickjh import accounts
+from quickjh.accountlock import end_user_holders
 from quickjh.accounts import read_table, uid_range
 from quickjh.rules import ADMIN_GROUP, NAME, PRIVILEGED_GROUPS
 from quickjh.settings import state_dir
@@ -82,11 +83,22 @@ def save() -> bool:
     only: a sync's useradd waits for no disk. (A slower writer may put an older snapshot back; the watcher sees the
     files changed since its own read and saves again within half a second.)"""
     target = state_dir() / "accounts.json"
-    with accounts_lock():
-        data = json.dumps(snapshot(), indent=1, sort_keys=True)
+    try:
+        with accounts_lock():
+            data = json.dumps(snapshot(), indent=1, sort_keys=True)
+    except OSError:  # held 15 s: a user's own passwd, stopped? End it (it loses only its own change), once more
+        end_user_holders()
+        with accounts_lock():
+            data = json.dumps(snapshot(), indent=1, sort_keys=True)
     if target.exists() and target.read_text() == data:
         return False
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix="accounts.json.")  # mode 600, its own name per writer
+    write_atomically(target, data)
+    return True
+
+
+def write_atomically(target: Path, data: str) -> None:
+    """data into target whole or not at all (mode 600, a file of its own per writer, then renamed)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".")
     try:
         with open(fd, "w") as out:
             out.write(data)
@@ -96,7 +108,6 @@ def save() -> bool:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return True
 
 
 def watch(every: float = 0.5) -> None:
@@ -133,23 +144,36 @@ def human_rows(saved: list[str], table: Path, low: int, high: int) -> list[str]:
     return [line for line in saved if human(line.split(":"))]
 
 
-def restore() -> int:
-    """Put the saved accounts back; a saved row that is not a human account (UID_MIN..UID_MAX) never comes back."""
+def keep_admins(names: list[str]) -> None:
+    """The admins quickjh_users names (admins.json on the state volume): the only ones a restore makes sudoers."""
+    write_atomically(state_dir() / "admins.json", json.dumps(sorted(names)))
+
+
+def listed_admins() -> set[str]:
+    try:
+        return set(json.loads((state_dir() / "admins.json").read_text()))
+    except (OSError, ValueError):
+        return set()
+
+
+def restore() -> tuple[int, list[str]]:
+    """Put the saved accounts back; a saved row that is not a human account (UID_MIN..UID_MAX) never comes back, and
+    no membership of a group that carries rights does, but sudo for the admins quickjh_users names. Returns how many
+    accounts came back and whose sudo did not."""
     source = state_dir() / "accounts.json"
     if not source.exists():
-        return 0
+        return 0, []
     saved = json.loads(source.read_text())
     low, high = uid_range()
     passwd = human_rows(saved["passwd"], accounts.ETC / "passwd", low, high)
     group = human_rows(saved["group"], accounts.ETC / "group", low, high)
     names, groups = ({line.split(":")[0] for line in rows} for rows in (passwd, group))
-    members = {
-        g: [m for m in ms if m in names]
-        for g, ms in saved["members"].items()
-        if g == ADMIN_GROUP or g not in PRIVILEGED_GROUPS
-    }
+    members = {g: [m for m in ms if m in names] for g, ms in saved["members"].items() if g not in PRIVILEGED_GROUPS}
+    admins = listed_admins()
+    sudoers = [m for m in saved["members"].get(ADMIN_GROUP, []) if m in names]
+    members[ADMIN_GROUP] = [m for m in sudoers if m in admins]
     merge(accounts.ETC / "group", group, members, 3)
     merge(accounts.ETC / "gshadow", [line for line in saved["gshadow"] if line.split(":")[0] in groups], members, 3)
     merge(accounts.ETC / "passwd", passwd)
     merge(accounts.ETC / "shadow", [line for line in saved["shadow"] if line.split(":")[0] in names])
-    return len(passwd)
+    return len(passwd), [m for m in sudoers if m not in admins]

@@ -139,9 +139,11 @@ def report(
     hub_todo: dict[str, str] | None = None,
     failed: dict[str, str] | None = None,
     shared: list[str] | None = None,
+    lock_holders: list[str] | None = None,
 ) -> dict:
     """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated;
-    then the shared folders set up. Users whose change failed are named last, with what an admin must fix."""
+    then the shared folders set up, and users whose own passwd held the account files' lock (it was ended). Users
+    whose change failed are named last, with what an admin must fix."""
     by_action = {"create": "created", "update": "updated", "remove": "removed"}
     out: dict = {"created": [], "updated": [], "removed": [], "unchanged": [], "users": {}}
     for c in changes:
@@ -156,6 +158,7 @@ def report(
     out["msg"] = (
         "".join(f"{name}: {', '.join(what)}; " for name, what in out["users"].items())
         + "".join(f"shared folder {name}: set up; " for name in shared or [])
+        + "".join(f"{name}: their own passwd held the account files' lock, ended; " for name in lock_holders or [])
         + f"unchanged: {len(out['unchanged'])}"
     )
     if failed:

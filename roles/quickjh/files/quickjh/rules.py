@@ -64,15 +64,10 @@ def user_problems(
             for key, value in (("password", password), ("password_hash", hash_))
             if value is not None and CONTROL.search(value)
         ]
-        if password is not None and len(password.encode()) > MAX_PASSWORD_BYTES:
-            out.append(f"{who} has a password longer than {MAX_PASSWORD_BYTES} bytes (libcrypt hashes no longer one)")
-        if password is not None and not allow_weak_passwords:
-            if password == name:
-                out.append(f"{who} has a password equal to the user name")
-            elif len(password) < min_password_length:
-                out.append(
-                    f"{who} has a password shorter than {min_password_length} characters (quickjh_min_password_length)"
-                )
+        if password is not None and not CONTROL.search(password):
+            problem = password_problem(name, password, min_password_length, allow_weak_passwords)
+            if problem:
+                out.append(f"{who} has {problem}")
         if hash_ is not None and not CRYPT_HASH.fullmatch(hash_):
             out.append(
                 f"{who} has a password_hash that is not a crypt(3) hash (yescrypt $y$, bcrypt $2b$, "
@@ -88,6 +83,22 @@ def user_problems(
         problems = (group_problem(group, names) for group in user.get("groups") or [])
         out += [f"{who} {problem}" for problem in problems if problem]
     return out
+
+
+def password_problem(name: str, password: str, min_length: int = 8, allow_weak: bool = False) -> str | None:
+    """What is wrong with this password for this user, if anything ("a password ..."): the list's rule and the hub's
+    password page's."""
+    if CONTROL.search(password):
+        return "a password with a control character (a newline, a tab, ...)"
+    if len(password.encode()) > MAX_PASSWORD_BYTES:
+        return f"a password longer than {MAX_PASSWORD_BYTES} bytes (libcrypt hashes no longer one)"
+    if allow_weak:
+        return None
+    if password == name:
+        return "a password equal to the user name"
+    if len(password) < min_length:
+        return f"a password shorter than {min_length} characters (quickjh_min_password_length)"
+    return None
 
 
 def group_problem(group: object, names: list[str] | set[str]) -> str | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import urllib.error
 
+from quickjh.accountlock import kept_from_users
 from quickjh.accounts import group_ids, own_groups, read_accounts, read_homes, uid_range
 from quickjh.apply import apply, lock, share
-from quickjh.ending import end_user
-from quickjh.hubapi import hub_users, remove_from_hub, set_hub_admin
-from quickjh.persistence import save
+from quickjh.ending import admins_were_root, end_user
+from quickjh.hubapi import access, hub_users, remove_from_hub, set_hub_admin
+from quickjh.hubdb import forget_admin
+from quickjh.persistence import keep_admins, save
 from quickjh.plan import PlanError, plan, plan_hub, report
 from quickjh.rules import PRIVILEGED_GROUPS, group_problem, shared_problems, user_problems
+from quickjh.settings import state_dir
 
 
 def container_problems(users: list[dict], folders: list[dict], policy: dict) -> list[str]:
@@ -34,6 +37,19 @@ def container_problems(users: list[dict], folders: list[dict], policy: dict) -> 
     ]
 
 
+def watchdog_restarts() -> list[str]:
+    """What the hub's watch (quickjh-start) noted since the last run: each line once, then kept aside."""
+    log = state_dir() / "watchdog.log"
+    try:
+        lines = log.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    with (state_dir() / "watchdog.log.reported").open("a") as kept:
+        kept.write("".join(f"{line}\n" for line in lines))
+    log.unlink()
+    return lines
+
+
 def sync(request: dict, settings: dict) -> dict:
     users, folders = request.get("users", []), request.get("shared", [])
     problems = container_problems(users, folders, request.get("policy", {}))
@@ -41,26 +57,50 @@ def sync(request: dict, settings: dict) -> dict:
         raise PlanError("; ".join(problems))
     accounts = read_accounts()
     changes = plan(users, accounts, read_homes(), uid_range())
-    try:
-        hub_todo = plan_hub(users, hub_users())
-    except (OSError, urllib.error.URLError) as err:
-        raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
-    if request.get("check"):
-        return report(changes, users, hub_todo, {}, share(folders, check=True))
+    with access():
+        try:
+            known = hub_users()
+        except (OSError, urllib.error.URLError) as err:
+            raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
+        hub_todo = plan_hub(users, known)
+        if request.get("check"):
+            return report(changes, users, hub_todo, {}, share(folders, check=True))
+        return run(users, folders, settings, changes, accounts, hub_todo, known)
+
+
+def run(users, folders, settings, changes, accounts, hub_todo, known) -> dict:
+    """The changes, in an order that leaves no one rights they should lose: who goes is locked and ended before the
+    hub is told; a user who loses a group or sudo has everything ended that holds it."""
 
     def end(name: str, uid: int) -> None:
         end_user(name, uid, settings)
 
     going = [c.name for c in changes if c.action == "remove" and "removed" in c.what]
-    failed = lock(going)
-    for name in going:  # before the hub is told: a server its user stopped (SIGSTOP) would hold the hub's stop
-        if name not in failed:
-            end(name, accounts[name].uid)
-    remove_from_hub([name for name, action in hub_todo.items() if action == "remove" and name not in failed])
-    try:
-        failed = apply(changes, failed, end)
-        set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
-        shared = share(folders, failed=failed)
-    finally:
-        save()
-    return report(changes, users, hub_todo, failed, shared)
+    taken = [name for name, action in hub_todo.items() if action in ("remove", "not admin") and known[name]]
+    with kept_from_users() as lock_holders:  # no user's own passwd holds the account files' lock meanwhile
+        failed = lock(going)
+        for name in going:  # before the hub is told: a server its user stopped (SIGSTOP) would hold the hub's stop
+            if name not in failed:
+                end(name, accounts[name].uid)
+        remove_from_hub([name for name, action in hub_todo.items() if action == "remove" and name not in failed])
+        try:
+            failed = apply(changes, failed, end)
+            set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
+            shared = share(folders, failed=failed)
+        finally:
+            keep_admins([u["name"] for u in users if u.get("admin") and u.get("state", "present") == "present"])
+            save()
+    out = report(changes, users, hub_todo, failed, shared, sorted(lock_holders))
+    for line in watchdog_restarts():
+        out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
+    if taken:
+        renew = admins_were_root(settings)
+        forget_admin(taken, everything=renew)
+        if renew:  # the role makes the container anew: a new cookie secret, nothing left in its filesystem
+            (state_dir() / "jupyterhub_cookie_secret").unlink(missing_ok=True)
+            out.update(renew=True, changed=True)
+            out["msg"] += (
+                f". The hub is made anew: {', '.join(taken)} had root in its container as an admin (every session "
+                "and API token ends; everyone logs in again)"
+            )
+    return out

@@ -7,13 +7,52 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import os
 import pwd
+import re
+import subprocess
+import threading
 import time
 
 from jupyterhub.spawner import LocalProcessSpawner
 from traitlets import Dict, Integer, default
 
+from quickjh.rules import ADMIN_GROUP
+
 LAUNCHER = "/usr/local/sbin/quickjh-launch"
+# What a user's server may write to the hub's log (docker logs), per second: past it the user's writes wait.
+LOG_BYTES_PER_SECOND = 64 * 1024
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def relay_output(fd: int, name: str, out: int = 2) -> None:
+    """Copy what a user's server and its processes print into the hub's log, each line marked as theirs and its
+    control characters shown as \\xNN, so that no line of theirs passes for the hub's. Runs in a thread of its
+    own, on a file descriptor of its own: the hub's event loop never reads, waits for or closes the pipe, which a
+    user's process may hold open as long as it likes."""
+    prefix = f"[user {name}] ".encode()
+
+    def write(line: bytes) -> None:
+        text = CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line.decode("utf-8", "backslashreplace"))
+        os.write(out, prefix + text.encode("utf-8", "backslashreplace") + b"\n")
+
+    pending, window, spent = b"", time.monotonic(), 0
+    try:
+        while chunk := os.read(fd, 65536):
+            spent += len(chunk)
+            *lines, pending = (pending + chunk).split(b"\n")
+            if len(pending) > 4096:  # a line without end: cut it
+                lines.append(pending)
+                pending = b""
+            for line in lines:
+                write(line)
+            if spent > LOG_BYTES_PER_SECOND:  # enough for this second: the user's writes wait in the pipe
+                time.sleep(max(0.0, window + 1 - time.monotonic()))
+                window, spent = time.monotonic(), 0
+        if pending:
+            write(pending)
+    finally:
+        os.close(fd)
 
 
 def configure(c, settings: dict) -> None:
@@ -38,14 +77,17 @@ class QuickjhLocalSpawner(LocalProcessSpawner):
 
     @default("popen_kwargs")
     def _popen_kwargs_default(self):
-        return {"cwd": "/"}  # the launcher goes to the home once it is the user
+        # The launcher goes to the home once it is the user; the server's output goes through relay_output.
+        return {"cwd": "/", "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
 
     def make_preexec_fn(self, name):
         return None  # Popen executes the launcher at once: see launch_command
 
     def launch_command(self, name: str) -> list[str]:
         """quickjh-launch's arguments for this user: the server's niceness and limits (the hub and the proxy come
-        first: no user can starve the logins of the others) and the shared folders of the user's groups."""
+        first: no user can starve the logins of the others), the shared folders of the user's groups, and no new
+        privileges unless the user is an admin (admins may sudo): a setuid or setgid program, one a former admin
+        left or a setgid copy made while in a group, gives nobody else anything."""
         account = pwd.getpwnam(name)
         groups = {g.gr_name for g in grp.getgrall() if name in g.gr_mem} | {grp.getgrgid(account.pw_gid).gr_name}
         args = [LAUNCHER, "--user", name, "--nice", "10"]
@@ -53,6 +95,8 @@ class QuickjhLocalSpawner(LocalProcessSpawner):
             args += ["--processes", str(self.max_processes)]
         if self.mem_limit:
             args += ["--memory", str(self.mem_limit)]
+        if ADMIN_GROUP not in groups:
+            args.append("--no-new-privileges")
         for folder, group in sorted(self.shared_folders.items()):
             if group in groups:
                 args += ["--link", f"{folder}=/srv/shared/{folder}"]
@@ -67,6 +111,11 @@ class QuickjhLocalSpawner(LocalProcessSpawner):
             ip, port = await super().start()  # Popen happens before its first await: the launcher is in self.proc
         finally:
             self.cmd = server_cmd
+        if self.proc.stdout is not None:  # the relay gets its own descriptor; the Popen object keeps none
+            fd = os.dup(self.proc.stdout.fileno())
+            self.proc.stdout.close()
+            self.proc.stdout = None
+            threading.Thread(target=relay_output, args=(fd, self.user.name), daemon=True).start()
         deadline = time.monotonic() + self.http_timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             try:

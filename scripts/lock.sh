@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Make the lock file of the hub image's Python packages for each JupyterHub version given (default: the role's),
+# resolved where they run: in a container of the role's base image, with its Debian Python, as the image's venv.
+#   scripts/lock.sh [VERSION ...]        (make lock; writes roles/quickjh/files/locks/jupyterhub-VERSION.txt)
+# The image installs exactly those pins (pip --no-deps), so one commit gives one set of packages on every host and
+# every day; run this again to take newer releases (security fixes), review the diff, commit it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+defaults=roles/quickjh/defaults/main.yml
+base=$(sed -n 's/^quickjh_base_image: *"\{0,1\}\([^" ]*\)"\{0,1\}.*/\1/p' "$defaults")
+versions=("$@")
+if [ ${#versions[@]} -eq 0 ]; then
+  versions=("$(sed -n 's/^quickjh_jupyterhub_version: *"\{0,1\}\([^" ]*\)"\{0,1\}.*/\1/p' "$defaults")")
+fi
+# What the image's venv holds besides JupyterHub (one list: the Dockerfile installs the lock made from it), and the
+# floors past known advisories (jupyter-server 2.20, JupyterLab 4.6.2).
+packages="jupyterlab>=4.6.2 notebook jupyter-server>=2.20 jupyterhub-idle-culler jupyter-resource-usage dockerspawner"
+for version in "${versions[@]}"; do
+  out=roles/quickjh/files/locks/jupyterhub-$version.txt
+  docker run --rm -i -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro \
+    -e PIP_CERT=/etc/ssl/certs/host-ca.crt -e PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ${https_proxy:+-e https_proxy="$https_proxy"} ${http_proxy:+-e http_proxy="$http_proxy"} \
+    "$base" bash -euc "
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        python3 python3-venv python3-pip ca-certificates >/dev/null
+      python3 -m venv --system-site-packages /v
+      /v/bin/pip install -q jupyterhub==$version $packages >&2
+      echo '# Python packages of the hub image for JupyterHub $version (scripts/lock.sh: make lock), resolved on $base'
+      echo \"# with \$(python3 --version) on \$(date -u +%Y-%m-%d).\"
+      /v/bin/pip freeze --local | grep -v '^rfc3987-syntax=='
+    " >"$out.new"
+  mv "$out.new" "$out"
+  echo "$out: $(grep -c '==' "$out") packages"
+done

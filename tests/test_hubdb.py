@@ -1,0 +1,47 @@
+"""The hub's database as the accounts program touches it (quickjh.hubdb), on a database JupyterHub's own ORM made:
+the sync's token lives for one run only, and an admin taken away leaves no token behind."""
+
+from __future__ import annotations
+
+import pytest
+from jupyterhub import orm
+
+from quickjh import hubdb
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
+    session = orm.new_session_factory(f"sqlite:///{tmp_path}/jupyterhub.sqlite")()
+    session.add(orm.OAuthClient(identifier="jupyterhub"))  # the hub makes it at its first start
+    session.add(orm.Service(name="quickjh-sync"))
+    for name in ("adam", "alice"):
+        session.add(orm.User(name=name))
+    session.commit()
+    yield session
+    session.close()
+
+
+def tokens(db, owner) -> list[str]:
+    db.expire_all()
+    return sorted(t.note for t in db.query(orm.APIToken) if (t.user or t.service).name == owner)
+
+
+def test_the_syncs_token_is_made_for_one_run_and_every_other_of_its_tokens_goes(db):
+    kept_copy = orm.Service.find(db, "quickjh-sync").new_api_token(note="a copy someone kept")
+    with hubdb.run_token() as token:
+        found = orm.APIToken.find(db, token)
+        assert found is not None and found.service.name == "quickjh-sync" and found.expires_at is not None
+        assert orm.APIToken.find(db, kept_copy) is None
+    assert orm.APIToken.find(db, token) is None
+    assert tokens(db, "quickjh-sync") == []
+
+
+def test_an_admin_taken_away_leaves_no_token_made_for_others(db):
+    alice = orm.User.find(db, "alice")
+    alice.new_api_token(note="Requested via api by user adam")  # an admin made it for alice, before quickjh refused
+    alice.new_api_token(note="Requested via api")  # alice's own
+    hubdb.forget_admin(["adam"], everything=False)
+    assert tokens(db, "alice") == ["Requested via api"]
+    hubdb.forget_admin(["adam"], everything=True)  # local mode: adam was root in the container
+    assert tokens(db, "alice") == []
