@@ -27,14 +27,18 @@ def tokens(db, owner) -> list[str]:
     return sorted(t.note for t in db.query(orm.APIToken) if (t.user or t.service).name == owner)
 
 
-def test_the_syncs_token_is_made_for_one_run_and_every_other_of_its_tokens_goes(db):
+def test_the_syncs_token_is_made_for_one_run_and_every_older_one_goes_never_reusing_an_id(db):
     kept_copy = orm.Service.find(db, "quickjh-sync").new_api_token(note="a copy someone kept")
-    with hubdb.run_token() as token:
-        found = orm.APIToken.find(db, token)
-        assert found is not None and found.service.name == "quickjh-sync" and found.expires_at is not None
+    with hubdb.run_token() as first:
+        found = orm.APIToken.find(db, first)
+        assert found is not None and found.service.name == "quickjh-sync"
+        assert 500 < (found.expires_at - found.created).total_seconds() <= 600  # ten minutes at most
         assert orm.APIToken.find(db, kept_copy) is None
-    assert orm.APIToken.find(db, token) is None
-    assert tokens(db, "quickjh-sync") == []
+        first_id = found.id
+    with hubdb.run_token() as second:
+        db.expire_all()
+        assert orm.APIToken.find(db, first) is None and orm.APIToken.find(db, second).id > first_id
+    assert tokens(db, "quickjh-sync") == ["quickjh-sync: one run"]
 
 
 def test_an_admin_taken_away_leaves_no_token_made_for_others(db):

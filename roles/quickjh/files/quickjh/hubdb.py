@@ -1,6 +1,10 @@
 """The hub's database, as the accounts program (root, inside the hub's container) touches it directly, through
-JupyterHub's own ORM: the quickjh-sync service's token, made for one run and gone after it (so no standing admin
-token exists to be copied), and what an admin who is taken away leaves behind."""
+JupyterHub's own ORM: the quickjh-sync service's token, made for one run (valid ten minutes; the next run removes
+it), so no standing admin token exists to be copied, and what an admin who is taken away leaves behind.
+
+Rows are only ever added after the newest: the hub's own ORM session keeps the objects it has loaded (JupyterHub
+turns off their expiry), and SQLite hands the id of a deleted newest row to the next one; a token inserted under
+an id the hub still holds an older object for would be refused (403)."""
 
 from __future__ import annotations
 
@@ -20,24 +24,19 @@ def session():
 
 @contextlib.contextmanager
 def run_token() -> Iterator[str]:
-    """A token of quickjh-sync (the admin role) for this run: every other token of the service goes first, this one
-    goes after (and expires within the hour if the run is killed)."""
+    """A token of quickjh-sync (the admin role) for this run, valid ten minutes; then every older token of the
+    service goes (the last run's, or a copy someone kept)."""
     orm, db = session()
     try:
         service = orm.Service.find(db, SERVICE)
         if service is None:
             raise OSError(f"the hub has no service {SERVICE} yet: is it running?")
-        for token in list(service.api_tokens):
-            db.delete(token)
+        token = service.new_api_token(note=f"{SERVICE}: one run", expires_in=600)
+        new = orm.APIToken.find(db, token)
+        for old in [t for t in service.api_tokens if t.id != new.id]:
+            db.delete(old)
         db.commit()
-        token = service.new_api_token(note=f"{SERVICE}: one run", expires_in=3600)
-        try:
-            yield token
-        finally:
-            found = orm.APIToken.find(db, token)
-            if found is not None:
-                db.delete(found)
-                db.commit()
+        yield token
     finally:
         db.close()
 
