@@ -17,6 +17,9 @@ HOLD_THE_LOCK = r"""
 import os, pty, signal, time
 inode = str(os.stat('/etc/.pwd.lock').st_ino)
 passwords = [{old!r}, {new!r}]
+def holds(pid):
+    return any(line.split()[4] == str(pid) and line.split()[5].endswith(':' + inode)
+               for line in open('/proc/locks').read().splitlines() if len(line.split()) > 5)
 for attempt in range(200):
     old, new = passwords[attempt % 2], passwords[(attempt + 1) % 2]
     pid, fd = pty.fork()
@@ -27,11 +30,14 @@ for attempt in range(200):
         os.write(fd, (answer + '\n').encode())
     end = time.monotonic() + 3
     while time.monotonic() < end:
-        if any(line.split()[4] == str(pid) and line.split()[5].endswith(':' + inode)
-               for line in open('/proc/locks').read().splitlines() if len(line.split()) > 5):
+        if holds(pid):
             os.kill(pid, signal.SIGSTOP)
-            print('caught', pid, 'with', new)
-            raise SystemExit
+            if holds(pid):  # still holding once stopped (it may have let go just before)
+                print('caught', pid, 'with', new)
+                raise SystemExit
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            break
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done:
             break
@@ -45,22 +51,26 @@ def test_a_users_own_passwd_holding_the_account_files_lock_holds_no_account_chan
     printed = login("user2").terminal("passwd")  # a non-admin's passwd cannot even start: no new privileges
     assert "change your password on the hub's page" in printed and printed.endswith("[exit 1]"), printed
     admin = login("admin")
-    printed = admin.run(HOLD_THE_LOCK.format(old=passwords["admin"], new="Adm1n-team-pw-2"), timeout=900)
-    assert printed.startswith("caught"), printed
-    caught_pid = printed.split()[1]
-    # The next run adds carol and changes user1's password: the stopped passwd is ended, the rest applies.
-    changed = [
-        dict(u, password="us3r1-team-pw-2", update_password="always") if u["name"] == "user1" else u for u in base_users
-    ]
-    said = " ".join(converge_users([*changed, {"name": "carol", "password": "c4rol-team-pw"}]).stdout.split())
-    assert "carol: created" in said and "user1: password" in said
-    assert "admin: their own passwd held the account files' lock, ended" in said
-    assert hub().exec_run(["kill", "-0", caught_pid]).exit_code != 0
-    for name, password in (("carol", "c4rol-team-pw"), ("user1", "us3r1-team-pw-2")):
-        user(name).login(password)
-    # back: the admin's password as the list gives it (their own change was never made), user1's, no carol
-    converge_users([*base_users, {"name": "carol", "state": "absent"}])
-    converge_users([dict(u, update_password="always") for u in base_users])
+    try:
+        printed = admin.run(HOLD_THE_LOCK.format(old=passwords["admin"], new="Adm1n-team-pw-2"), timeout=900)
+        assert printed.startswith("caught"), printed
+        caught_pid = printed.split()[1]
+        # The next run adds carol and changes user1's password: the stopped passwd is ended, the rest applies.
+        changed = [
+            dict(u, password="us3r1-team-pw-2", update_password="always") if u["name"] == "user1" else u
+            for u in base_users
+        ]
+        said = " ".join(converge_users([*changed, {"name": "carol", "password": "c4rol-team-pw"}]).stdout.split())
+        assert "carol: created" in said and "user1: password" in said
+        assert "admin: their own passwd held the account files' lock, ended" in said
+        assert hub().exec_run(["kill", "-0", caught_pid]).exit_code != 0
+        for name, password in (("carol", "c4rol-team-pw"), ("user1", "us3r1-team-pw-2")):
+            user(name).login(password)
+    finally:
+        # back, pass or fail: every password as the list gives it (a passwd missed may have changed the admin's),
+        # no carol
+        converge_users([*base_users, {"name": "carol", "state": "absent"}])
+        converge_users([dict(u, update_password="always") for u in base_users])
 
 
 def test_a_setgid_copy_made_while_in_a_group_gives_nothing_once_out_of_it(base_users, login, user):

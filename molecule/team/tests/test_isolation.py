@@ -125,29 +125,36 @@ def test_links_in_a_home_do_not_stop_the_sync_nor_hand_root_folders_out(base_use
             " ln -sfn /usr/local/sbin ~/notebook; rm -f ~/notebook; done; rm -rf ~/notebook; ln -s /nope ~/notebook"
         )
     )
-    for _ in range(3):
-        attacker.stop_server()
-        with contextlib.suppress(TimeoutError, OSError):  # its own session may break: that is all it may break
-            attacker.start_server(timeout=30)
-    deadline = time.monotonic() + 60  # the flipper ends on a link to nowhere
-    while hub().exec_run(["readlink", "/home/user2/notebook"]).output.strip() != b"/nope":
-        assert time.monotonic() < deadline
-        time.sleep(1)
-    # The next run adds user3: user2's home is reported, everyone else's change is applied.
-    result = converge_users(base_users + [{"name": "user3", "password": "us3r3-team-pw", "admin": True}], ok=False)
-    assert "user3: created" in report(result)
-    assert "NOT DONE, an admin must fix: user2: /home/user2/notebook is not a folder" in report(result)
-    sbin = hub().exec_run(["stat", "-c", "%u %a", "/usr/local/sbin", "/usr/local/sbin/quickjh-users"]).output.split()
-    assert sbin == [b"0", b"755", b"0", b"755"]
-    assert login("user1").whoami()[0] == "user1"
-    newcomer = user("user3")
-    newcomer.login("us3r3-team-pw")
-    newcomer.start_server()
-    assert newcomer.whoami()[0] == "user3"
-    # user2 removes the link: the next run makes the folder, as user2.
-    assert hub().exec_run(["rm", "/home/user2/notebook"]).exit_code == 0
-    converge_users(base_users + [{"name": "user3", "password": "us3r3-team-pw", "admin": True}])
-    assert hub().exec_run(["stat", "-c", "%U", "/home/user2/notebook"]).output.strip() == b"user2"
+    flipper_ends = time.monotonic() + 20
+    try:
+        for _ in range(3):
+            attacker.stop_server()
+            with contextlib.suppress(TimeoutError, OSError):  # its own session may break: that is all it may break
+                attacker.start_server(timeout=30)
+        deadline = time.monotonic() + 60  # the flipper ends on a link to nowhere
+        while hub().exec_run(["readlink", "/home/user2/notebook"]).output.strip() != b"/nope":
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        # The next run adds user3: user2's home is reported, everyone else's change is applied.
+        result = converge_users(base_users + [{"name": "user3", "password": "us3r3-team-pw", "admin": True}], ok=False)
+        assert "user3: created" in report(result)
+        assert "NOT DONE, an admin must fix: user2: /home/user2/notebook is not a folder" in report(result)
+        sbin = (
+            hub().exec_run(["stat", "-c", "%u %a", "/usr/local/sbin", "/usr/local/sbin/quickjh-users"]).output.split()
+        )
+        assert sbin == [b"0", b"755", b"0", b"755"]
+        assert login("user1").whoami()[0] == "user1"
+        newcomer = user("user3")
+        newcomer.login("us3r3-team-pw")
+        newcomer.start_server()
+        assert newcomer.whoami()[0] == "user3"
+        # user2 removes the link: the next run makes the folder, as user2.
+        assert hub().exec_run(["rm", "/home/user2/notebook"]).exit_code == 0
+        converge_users(base_users + [{"name": "user3", "password": "us3r3-team-pw", "admin": True}])
+        assert hub().exec_run(["stat", "-c", "%U", "/home/user2/notebook"]).output.strip() == b"user2"
+    finally:  # pass or fail, user2's home as the next test expects it: the link gone once the flipper is done
+        time.sleep(max(0.0, flipper_ends - time.monotonic()))
+        hub().exec_run(["sh", "-c", "if [ -L /home/user2/notebook ]; then rm /home/user2/notebook; fi"])
 
 
 def test_a_backup_holds_links_in_a_home_as_links_never_the_secret_behind_them(settings, login, hub, tmp_path):
