@@ -47,6 +47,8 @@ lock: docker base-image
 	scripts/lock.sh $(VERSIONS)
 
 # The tests' browser check drives Debian's Chromium (Playwright downloads no browser here).
+# certutil (libnss3-tools) puts a test CA's root into a Chromium profile's trust.
 browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@command -v chromium >/dev/null && command -v certutil >/dev/null || { apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium libnss3-tools \
+	  >/dev/null; }

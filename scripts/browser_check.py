@@ -20,7 +20,9 @@ import getpass
 import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,11 +138,35 @@ def log_in(page: Page, user: str, password: str) -> None:
 
 
 @contextlib.contextmanager
-def chromium(flags: list[str] | None = None) -> Iterator[Browser]:
-    """Debian's Chromium, headless, with FLAGS and these (e.g. --host-resolver-rules for names a test makes up)."""
-    with sync_playwright() as playwright:
+def chromium(flags: list[str] | None = None, trust: str = "") -> Iterator[Browser]:
+    """Debian's Chromium, headless, with FLAGS and these (e.g. --host-resolver-rules for names a test makes up);
+    trust: a root certificate (PEM) it trusts besides its own, put in the NSS database of a home of its own
+    (certutil, Debian's libnss3-tools)."""
+    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ)
+        if trust:
+            nss = Path(home) / ".pki/nssdb"
+            nss.mkdir(parents=True)
+            (Path(home) / "root.pem").write_text(trust)
+            subprocess.run(["certutil", "-d", f"sql:{nss}", "-N", "--empty-password"], check=True)
+            subprocess.run(
+                [
+                    "certutil",
+                    "-d",
+                    f"sql:{nss}",
+                    "-A",
+                    "-t",
+                    "C,,",
+                    "-n",
+                    "trusted root",
+                    "-i",
+                    str(Path(home) / "root.pem"),
+                ],
+                check=True,
+            )
+            env["HOME"] = home
         browser = playwright.chromium.launch(
-            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=FLAGS + (flags or [])
+            executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=FLAGS + (flags or []), env=env
         )
         try:
             yield browser
@@ -149,10 +175,16 @@ def chromium(flags: list[str] | None = None) -> Iterator[Browser]:
 
 
 def round_trip(
-    url: str, user: str, password: str, insecure: bool = False, artifacts: Path = Path("/tmp/quickjh-browser")
+    url: str,
+    user: str,
+    password: str,
+    insecure: bool = False,
+    artifacts: Path = Path("/tmp/quickjh-browser"),
+    flags: list[str] | None = None,
+    trust: str = "",
 ) -> dict[str, float]:
-    """The whole round; returns each step's seconds, or raises CheckFailed."""
-    with chromium() as browser:
+    """The whole round; returns each step's seconds, or raises CheckFailed. flags and trust: as chromium's."""
+    with chromium(flags, trust) as browser:
         page = browser.new_context(ignore_https_errors=insecure, viewport={"width": 1280, "height": 900}).new_page()
         page.set_default_timeout(60_000)
         steps = Round(page, artifacts)

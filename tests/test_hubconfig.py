@@ -19,7 +19,17 @@ SETTINGS = {
     "hub": "quickjh",
     "base_url": "/",
     "https": True,
-    "proxy_port": 443,
+    "proxy_listen": "0.0.0.0:443",
+    "front": {
+        "acme": False,
+        "names": [],
+        "directory": "",
+        "email": "",
+        "ca_bundle": "",
+        "renew_interval": "10m",
+        "http": False,
+        "public_port": 8000,
+    },
     "subdomain_host": "",
     "spawner": "local",
     "default_url": "/lab",
@@ -60,7 +70,7 @@ def test_https_by_default_under_the_base_url_with_the_roles_certificate(state):
     assert c.JupyterHub.bind_url == "https://0.0.0.0:443/"
     assert c.ConfigurableHTTPProxy.api_url == "http://127.0.0.1:81"  # both below 1024: root's alone
     assert (c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key) == ("/etc/quickjh/tls/hub.crt", "/etc/quickjh/tls/hub.key")
-    c = configured(state, https=False, proxy_port=80, base_url="/jupyter/")
+    c = configured(state, https=False, proxy_listen="0.0.0.0:80", base_url="/jupyter/")
     assert c.JupyterHub.bind_url == "http://0.0.0.0:80/jupyter/"
     assert "ssl_cert" not in c.JupyterHub and "ssl_key" not in c.JupyterHub
     assert "subdomain_host" not in c.JupyterHub  # users' servers share the hub's origin unless asked

@@ -34,7 +34,7 @@ def test_plain_http_is_not_served_on_the_port(hub_url):
     assert reply.status_code != 200, reply.text[:200]
 
 
-def test_a_new_certificate_restarts_the_hub_without_a_rebuild(settings, hub, hub_url):
+def test_a_new_certificate_reaches_the_proxy_alone_and_a_kernel_keeps_its_state(settings, hub, hub_url, login):
     before = hub()
 
     def names() -> list[str]:
@@ -42,13 +42,20 @@ def test_a_new_certificate_restarts_the_hub_without_a_rebuild(settings, hub, hub
         return sans.value.get_values_for_type(x509.DNSName)
 
     assert "hub.example.test" not in names()
-    result = converge("-e", json.dumps({"quickjh_tls_names": ["hub.example.test"]}))
-    assert "RUNNING HANDLER [quickjh : Restart the hub]" in result.stdout
-    wait_healthy(hub_url)
+    user1 = login("user1")
+    with user1.kernel() as execute:
+        execute("kept = 'before the new certificate'")
+        result = converge("-e", json.dumps({"quickjh_tls_names": ["hub.example.test"]}))
+        assert "RUNNING HANDLER [quickjh : Give the proxy the new certificate]" in result.stdout
+        assert "RUNNING HANDLER [quickjh : Restart the hub]" not in result.stdout
+        wait_healthy(hub_url)
+        deadline = time.monotonic() + 30
+        while "hub.example.test" not in names() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "hub.example.test" in names()
+        assert execute("print(kept)").strip() == "before the new certificate"  # the same kernel, a new websocket
     after = hub()
-    assert after.id == before.id and after.image.id == before.image.id
-    assert after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
-    assert "hub.example.test" in names()
+    assert (after.id, after.attrs["State"]["StartedAt"]) == (before.id, before.attrs["State"]["StartedAt"])
 
 
 def test_a_certificate_due_within_30_days_is_renewed_by_the_next_run(settings, hub_url):

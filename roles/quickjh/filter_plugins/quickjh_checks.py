@@ -28,6 +28,9 @@ LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
 IGNORED_BY_MODE = {"local": ("quickjh_user_cpus", "quickjh_profiles"), "docker": ()}
 # quickjh_subdomain_host: the hub's address, a DNS name users' names go in front of (no IP address, no path).
 SUBDOMAIN_HOST = re.compile(r"https?://(?=[^:/]*[a-zA-Z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]+)?/?")
+DNS_NAME = re.compile(r"(?=.{1,253}$)(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]*")
+EMAIL = re.compile(r"[^@\s:]+@[^@\s:]+\.[A-Za-z]+")
+INTERVAL = re.compile(r"[0-9]+(s|m|h)")
 LOCKS = Path(__file__).resolve().parents[1] / "files" / "locks"  # the image's pinned Python packages, by version
 # An image reference as Docker reads one (registry[:port]/path[:tag][@digest]): it goes into the Dockerfile's FROM.
 _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -108,6 +111,10 @@ def settings_problems(v: dict) -> list[str]:
     ]
     if v["quickjh_tls"] == "files":
         out += certificate_problems(text(v["quickjh_tls_cert"]), text(v["quickjh_tls_key"]))
+    if v["quickjh_tls"] == "acme":
+        out += acme_problems(v)
+    if v["quickjh_tls"] == "off" and int(v["quickjh_http_port"]):
+        out.append("quickjh_http_port redirects plain HTTP to HTTPS: with quickjh_tls off there is none (set it to 0)")
     sizes = (("quickjh_mem_limit", "8g"), ("quickjh_user_mem_limit", "2g"), ("quickjh_log_max_size", "10m"))
     for name, example in sizes:
         if (v[name] or name == "quickjh_log_max_size") and not SIZE.fullmatch(text(v[name])):
@@ -167,6 +174,30 @@ def settings_problems(v: dict) -> list[str]:
             archive_images(path)
         except ValueError as error:
             out.append(str(error))
+    return out
+
+
+def acme_problems(v: dict) -> list[str]:
+    """quickjh_tls acme: DNS names to certify, the CA's directory, a mail address, an interval."""
+    names = [text(name) for name in v["quickjh_tls_names"]]
+    out = [] if names else ["quickjh_tls is acme: list the hub's DNS names in quickjh_tls_names"]
+    out += [
+        f"quickjh_tls_names: {name!r} is not a DNS name an ACME CA certifies (letters, digits, - and dots)"
+        for name in names
+        if not DNS_NAME.fullmatch(name)
+    ]
+    if not text(v["quickjh_acme_directory"]).startswith("https://") or not URL.fullmatch(
+        text(v["quickjh_acme_directory"])
+    ):
+        out.append(f"quickjh_acme_directory: {v['quickjh_acme_directory']!r} is not an https:// URL")
+    email = text(v["quickjh_acme_email"])
+    if email and not EMAIL.fullmatch(email):
+        out.append(f"quickjh_acme_email: {email!r} is not a mail address")
+    if not INTERVAL.fullmatch(text(v["quickjh_acme_renew_interval"])):
+        out.append(f"quickjh_acme_renew_interval: {v['quickjh_acme_renew_interval']!r} is not like 10m, 1h or 30s")
+    bundle = text(v["quickjh_acme_ca_bundle"])
+    if bundle and not Path(bundle).is_file():
+        out.append(f"quickjh_acme_ca_bundle: {bundle} is not a file on the controller")
     return out
 
 

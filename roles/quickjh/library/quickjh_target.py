@@ -31,6 +31,11 @@ options:
     description: A container whose inspect data to return ("" for none).
     type: str
     default: ""
+  resolve:
+    description: DNS names to resolve, with the host's own addresses beside them.
+    type: list
+    elements: str
+    default: []
 """
 
 RETURN = r"""
@@ -43,13 +48,18 @@ paths: {description: "Path to {exists, dir, mode (octal string), sha1 (regular f
 images: {description: The image_repository's REPO:TAG names (empty without Docker)., type: list, returned: always}
 container: {description: "The container as docker_container_info gives it: {exists, container}.", type: dict,
             returned: always}
+resolved: {description: Each name of resolve to its addresses (empty when it does not resolve)., type: dict,
+           returned: always}
+addresses: {description: The host's own addresses (with resolve)., type: list, returned: always}
 """
 
 import hashlib
 import importlib
 import os
 import shutil
+import socket
 import stat
+import subprocess
 import sys
 
 from ansible.module_utils.basic import AnsibleModule
@@ -118,6 +128,21 @@ def docker_look(repository: str, container: str) -> tuple[list[str], dict]:
         return [], nothing
 
 
+def resolve(name: str) -> list[str]:
+    try:
+        return sorted({info[4][0] for info in socket.getaddrinfo(name, None)})
+    except OSError:
+        return []
+
+
+def host_addresses() -> list[str]:
+    """The host's addresses, as `hostname -I` lists them (loopback left out)."""
+    try:
+        return subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=False).stdout.split()
+    except OSError:
+        return []
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -125,6 +150,7 @@ def main() -> None:
             "paths": {"type": "list", "elements": "str", "default": []},
             "image_repository": {"type": "str", "default": ""},
             "container": {"type": "str", "default": ""},
+            "resolve": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -140,6 +166,8 @@ def main() -> None:
         paths={path: look(path) for path in module.params["paths"]},
         images=images,
         container=container,
+        resolved={name: resolve(name) for name in module.params["resolve"]},
+        addresses=host_addresses() if module.params["resolve"] else [],
     )
 
 

@@ -31,9 +31,11 @@ def set_address(c, settings: dict) -> None:
     """Listen on all of the container's interfaces (Docker publishes the port), under quickjh_base_url; HTTPS with
     the role's certificate unless quickjh_tls is off."""
     scheme = "https" if settings["https"] else "http"
-    # The proxy's port in the container (Docker publishes it as quickjh_port): 443 or 80, root's alone.
-    c.JupyterHub.bind_url = f"{scheme}://0.0.0.0:{settings['proxy_port']}{settings['base_url']}"
+    # Where the proxy listens in the container (a port below 1024, root's alone): on every interface, which Docker
+    # publishes as quickjh_port, or (acme) on loopback behind the TLS front.
+    c.JupyterHub.bind_url = f"{scheme}://{settings['proxy_listen']}{settings['base_url']}"
     c.ConfigurableHTTPProxy.api_url = PROXY_API
+    c.ConfigurableHTTPProxy.check_running_interval = 2  # a proxy ended to take a new certificate is back within 2 s
     if settings["subdomain_host"]:  # each user's server at NAME.HOST, an origin of its own
         c.JupyterHub.subdomain_host = settings["subdomain_host"]
     if settings["https"]:

@@ -9,6 +9,7 @@ from quickjh.accountlock import kept_from_users
 from quickjh.accounts import group_ids, own_groups, read_accounts, read_homes, uid_range
 from quickjh.apply import apply, lock, share
 from quickjh.ending import admins_were_root, end_user
+from quickjh.front import certificates
 from quickjh.hubapi import access, hub_users, remove_from_hub, set_hub_admin
 from quickjh.hubdb import forget_admin
 from quickjh.persistence import keep_admins, save
@@ -48,6 +49,19 @@ def watchdog_restarts() -> list[str]:
         kept.write("".join(f"{line}\n" for line in lines))
     log.unlink()
     return lines
+
+
+def certificate_line(found: dict, hub: str) -> str:
+    """What the report says of a certificate the hub serves: until when, and a warning when it is due or missing."""
+    if found.get("missing"):
+        return (
+            f". WARNING: no certificate for {found['name']} yet: the hub keeps asking its ACME CA "
+            f"(docker logs {hub} says why not)"
+        )
+    line = f". Certificate {found['name']}: until {found['not_after'][:16].replace('T', ' ')} UTC"
+    if found["due"]:
+        line += f", due and not renewed: WARNING ({found['renewed by']} renews it; docker logs {hub})"
+    return line
 
 
 def sync(request: dict, settings: dict) -> dict:
@@ -93,6 +107,8 @@ def run(users, folders, settings, changes, accounts, hub_todo, known) -> dict:
     out = report(changes, users, hub_todo, failed, shared, sorted(lock_holders))
     for line in watchdog_restarts():
         out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
+    out["certificates"] = certificates(settings)
+    out["msg"] += "".join(certificate_line(c, settings["hub"]) for c in out["certificates"])
     if taken:
         renew = admins_were_root(settings)
         forget_admin(taken, everything=renew)

@@ -1,0 +1,155 @@
+"""A real ACME CA on this machine for the tests: Debian's pebble, with pebble-challtestsrv as the DNS it asks, in a
+container built from the local base image (no registry). It runs on the host's network, so the hub's container
+reaches its directory at the Docker bridge's gateway address, and pebble reaches the hub's published port 80 there:
+every test name resolves to that address. Its API's certificate comes from a CA made here (the hub is told to trust
+it, as a site trusts a private CA's bundle); the certificates it issues chain to a root it makes at each start.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import ssl
+import time
+import urllib.request
+from pathlib import Path
+
+import docker
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+IMAGE = "quickjh-test:pebble"  # a tag of the shared test image's name: make test removes it with the rest
+NAME = "quickjh-test-pebble"
+ACME_PORT, MANAGEMENT_PORT, DNS_PORT, DNS_MANAGEMENT_PORT = 14000, 15000, 8053, 8055
+
+
+def gateway() -> str:
+    """The Docker bridge's gateway: this machine as the hub's container (and pebble's checks) reach it."""
+    return docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+
+
+def private_ca(folder: Path, address: str) -> Path:
+    """A CA of the test's own, and a certificate for pebble's API at address; returns the CA's PEM (the bundle the
+    hub trusts for the directory, as quickjh_acme_ca_bundle)."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "quickjh test ACME directory CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    import ipaddress
+
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "pebble")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address)), x509.DNSName("pebble")]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    pem = serialization.Encoding.PEM
+    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
+    (folder / "api.pem").write_bytes(leaf.public_bytes(pem))
+    (folder / "api.key").write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return folder / "ca.pem"
+
+
+class Pebble:
+    """The running CA: its directory URL, the bundle to trust for it, its issuing root, and its DNS's answers."""
+
+    def __init__(self, base_image: str, folder: Path, http_port: int, validity: int) -> None:
+        client = docker.from_env()
+        self.address = gateway()
+        self.bundle = private_ca(folder, self.address)
+        self.directory = f"https://{self.address}:{ACME_PORT}/dir"
+        (folder / "pebble.json").write_text(
+            json.dumps(
+                {
+                    "pebble": {
+                        "listenAddress": f"0.0.0.0:{ACME_PORT}",
+                        "managementListenAddress": f"0.0.0.0:{MANAGEMENT_PORT}",
+                        "certificate": "/pebble/api.pem",
+                        "privateKey": "/pebble/api.key",
+                        "httpPort": http_port,
+                        "tlsPort": 5001,
+                        "externalAccountBindingRequired": False,
+                        "certificateValidityPeriod": validity,
+                    }
+                }
+            )
+        )
+        dockerfile = (
+            f"FROM {base_image}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y "
+            "--no-install-recommends pebble && apt-get clean && rm -rf /var/lib/apt/lists/*\n"
+        )
+        started = time.monotonic()
+        client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=IMAGE, rm=True)
+        self.build_seconds = time.monotonic() - started
+        for old in client.containers.list(all=True, filters={"name": f"^{NAME}$"}):
+            old.remove(force=True)
+        # Every name resolves to this machine's bridge address, where the hub's ports are published; pebble's checks
+        # come without sleeping, and no nonce is refused on purpose (Let's Encrypt's own clients' retries, not ours).
+        script = (
+            f"pebble-challtestsrv -defaultIPv4 {self.address} -defaultIPv6 '' -dns01 :{DNS_PORT} "
+            f"-http01 '' -https01 '' -tlsalpn01 '' -doh '' -management :{DNS_MANAGEMENT_PORT} & "
+            f"exec pebble -config /pebble/pebble.json -dnsserver 127.0.0.1:{DNS_PORT}"
+        )
+        self.container = client.containers.run(
+            IMAGE,
+            ["sh", "-c", script],
+            name=NAME,
+            detach=True,
+            network_mode="host",
+            # every order checks its names again (no authorisation kept from an earlier one)
+            environment={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"},
+            volumes={str(folder): {"bind": "/pebble", "mode": "ro"}},
+        )
+        self.tls = ssl.create_default_context(cafile=str(self.bundle))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.directory, context=self.tls, timeout=5).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+
+    def root(self) -> str:
+        """The root pebble issues certificates under (made anew at each start): what clients trust."""
+        url = f"https://{self.address}:{MANAGEMENT_PORT}/roots/0"
+        return urllib.request.urlopen(url, context=self.tls, timeout=10).read().decode()
+
+    def resolve(self, name: str, address: str) -> None:
+        """Make pebble's DNS answer address for name (another host's, to make its checks fail)."""
+        requests.post(
+            f"http://127.0.0.1:{DNS_MANAGEMENT_PORT}/add-a", json={"host": name, "addresses": [address]}, timeout=10
+        ).raise_for_status()
+
+    def forget(self, name: str) -> None:
+        requests.post(
+            f"http://127.0.0.1:{DNS_MANAGEMENT_PORT}/clear-a", json={"host": name}, timeout=10
+        ).raise_for_status()
+
+    def remove(self) -> None:
+        self.container.remove(force=True)

@@ -1,0 +1,171 @@
+"""quickjh_tls acme against a real ACME CA on this machine (pebble, molecule/shared/acmeserver.py): the hub gets its
+certificate for a DNS name and renews it by itself, without a playbook run, while a kernel keeps its state; port 80
+redirects; a client and Chromium that trust only pebble's root connect; a failing challenge leaves the hub serving
+the certificate it had; a name that does not point here is named by the run. The scenario's hub goes back to its
+self-signed certificate at the end."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from cryptography import x509
+
+from acmeserver import Pebble
+from browser_check import round_trip
+from hubclient import HubUser
+from hubfixtures import converge
+
+NAME = "hub.acme.test"  # pebble's DNS answers it with this machine's bridge address; so does this test's resolver
+HTTP_PORT = 18080
+VALIDITY = 90  # seconds: the hub renews with a third left, every 60 s
+ROOT = Path(__file__).resolve().parents[3]
+BASE_IMAGE = yaml.safe_load((ROOT / "roles/quickjh/defaults/main.yml").read_text())["quickjh_base_image"]
+
+
+@pytest.fixture(scope="module")
+def pebble(settings, tmp_path_factory):
+    ca = Pebble(BASE_IMAGE, tmp_path_factory.mktemp("pebble"), HTTP_PORT, VALIDITY)
+    print(f"\npebble's image: {ca.build_seconds:.1f} s")
+    yield ca
+    print(ca.container.logs(tail=15).decode(errors="replace"))
+    ca.remove()
+
+
+@pytest.fixture(scope="module")
+def acme(settings, pebble):
+    """The team's hub in acme mode for NAME (published on the bridge's address, where pebble checks port 80); this
+    test process resolves NAME there too. Back to the scenario's settings at the end."""
+    real = socket.getaddrinfo
+
+    def resolve(host, *args, **kwargs):
+        return real(pebble.address if host == NAME else host, *args, **kwargs)
+
+    socket.getaddrinfo = resolve
+    extra = {
+        "quickjh_tls": "acme",
+        "quickjh_tls_names": [NAME],
+        "quickjh_acme_directory": pebble.directory,
+        "quickjh_acme_ca_bundle": str(pebble.bundle),
+        "quickjh_acme_email": "team@acme.test",
+        "quickjh_acme_renew_interval": "5s",
+        "quickjh_http_port": HTTP_PORT,
+        "quickjh_bind_address": pebble.address,
+    }
+    started = time.monotonic()
+    result = converge("-e", json.dumps(extra))
+    print(f"\nfrom self-signed to acme, certificate included: {time.monotonic() - started:.0f} s")
+    root = Path(pebble.bundle).parent / "root.pem"
+    root.write_text(pebble.root())  # what clients trust: the root pebble issues under
+    try:
+        yield {
+            "run": " ".join(result.stdout.split()),
+            "extra": extra,
+            "root": root,
+            "url": f"https://{NAME}:{settings['quickjh_port']}{settings['quickjh_base_url'].rstrip('/')}",
+        }
+    finally:
+        socket.getaddrinfo = real
+        converge()
+
+
+def served(acme_url: str, root: Path) -> x509.Certificate:
+    """The certificate the hub serves for NAME, verified against pebble's root alone."""
+    context = ssl.create_default_context(cafile=str(root))
+    port = int(acme_url.split(":")[2].split("/", maxsplit=1)[0])
+    with (
+        socket.create_connection((NAME, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=NAME) as tls,
+    ):
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def test_the_hub_gets_a_certificate_that_a_client_trusting_only_the_cas_root_verifies(acme, passwords, settings):
+    certificate = served(acme["url"], acme["root"])
+    assert NAME in certificate.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    ).value.get_values_for_type(x509.DNSName)
+    lifetime = certificate.not_valid_after_utc - certificate.not_valid_before_utc
+    assert lifetime.total_seconds() <= VALIDITY + 60
+    assert f"Certificate {NAME}: until" in acme["run"]  # the run says until when
+    user1 = HubUser(acme["url"], "user1", verify=str(acme["root"]))  # every request verified against that root
+    user1.login(passwords["user1"])
+    user1.start_server()
+    assert user1.whoami()[0] == "user1"  # the kernel's websocket, through the front
+
+
+def test_plain_http_on_port_80_redirects_to_https_with_the_same_path(acme, settings):
+    plain = f"http://{NAME}:{HTTP_PORT}{settings['quickjh_base_url']}hub/login?next=%2Fjupyter%2Fhub%2Fhome"
+    reply = requests.get(plain, allow_redirects=False, timeout=10)
+    assert reply.status_code in (301, 308), reply.status_code
+    assert reply.headers["Location"] == plain.replace(
+        f"http://{NAME}:{HTTP_PORT}", f"https://{NAME}:{settings['quickjh_port']}"
+    )
+
+
+def test_a_person_in_chromium_trusting_only_the_cas_root_logs_in_runs_a_cell_and_a_terminal(acme, passwords):
+    times = round_trip(
+        acme["url"],
+        "admin",
+        passwords["admin"],
+        flags=[f"--host-resolver-rules=MAP {NAME} {acme['extra']['quickjh_bind_address']}"],
+        trust=acme["root"].read_text(),
+    )
+    print("\nbrowser over the ACME certificate: " + ", ".join(f"{step} {s:.1f} s" for step, s in times.items()))
+
+
+def test_the_hub_renews_its_certificate_by_itself_while_a_kernel_keeps_its_state(acme, passwords, hub):
+    started_at = hub().attrs["State"]["StartedAt"]
+    first = served(acme["url"], acme["root"])
+    user1 = HubUser(acme["url"], "user1", verify=str(acme["root"]))
+    user1.login(passwords["user1"])
+    user1.start_server()
+    with user1.kernel() as execute:
+        execute("kept = 'before the renewal'")
+        deadline = time.monotonic() + VALIDITY + 30
+        while served(acme["url"], acme["root"]).serial_number == first.serial_number:
+            assert time.monotonic() < deadline, "no renewal"
+            time.sleep(2)
+        renewed = served(acme["url"], acme["root"])
+        print(
+            f"\nrenewed by the hub: {first.not_valid_after_utc:%H:%M:%S} -> {renewed.not_valid_after_utc:%H:%M:%S}"
+            f" (no playbook run)"
+        )
+        assert execute("print(kept)").strip() == "before the renewal"  # the same kernel, over the new certificate
+    assert hub().attrs["State"]["StartedAt"] == started_at  # nothing restarted the hub
+    assert "certificate obtained successfully" in hub().logs(tail=300).decode()
+
+
+def test_a_failing_challenge_leaves_the_hub_serving_the_certificate_it_had(acme, pebble, hub):
+    had = served(acme["url"], acme["root"])
+    since = int(time.time())
+    pebble.resolve(NAME, "10.255.255.1")  # the CA now looks for NAME elsewhere: its check of port 80 fails
+    try:
+        deadline = time.monotonic() + VALIDITY + 30
+        while not [
+            line for line in hub().logs(since=since).decode().splitlines() if '"level":"error"' in line and NAME in line
+        ]:
+            assert time.monotonic() < deadline, "no renewal was tried"
+            time.sleep(2)
+        time.sleep(5)
+        now = served(acme["url"], acme["root"])  # verified: still valid, and the same one
+        assert now.serial_number == had.serial_number
+        print(f"\na failed renewal: still serving the certificate valid until {now.not_valid_after_utc:%H:%M:%S}")
+    finally:
+        pebble.forget(NAME)
+
+
+def test_a_name_that_does_not_point_here_is_named_by_the_run(acme, pebble):
+    pebble.resolve("broken.acme.test", "10.255.255.1")
+    extra = dict(acme["extra"], quickjh_tls_names=[NAME, "broken.acme.test"])
+    checked = " ".join(converge("--check", "-e", json.dumps(extra)).stdout.split())
+    assert "WARNING: broken.acme.test resolves to nothing" in checked  # as this host sees it (--check)
+    said = " ".join(converge("-e", json.dumps(extra)).stdout.split())
+    assert "WARNING: no certificate for broken.acme.test yet" in said, said[-3000:]
+    assert served(acme["url"], acme["root"]) is not None  # NAME still served, its certificate kept
