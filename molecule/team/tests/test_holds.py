@@ -77,9 +77,10 @@ def test_a_user_who_stops_every_process_of_theirs_while_restarting_holds_nothing
         ).status_code
         == 200
     )
+    uid = hub().exec_run(["id", "-u", "user2"]).output.decode().strip()
     removed = converge_users([{"name": "user2", "state": "absent"} if u["name"] == "user2" else u for u in base_users])
     assert "user2: removed" in " ".join(removed.stdout.split())
-    assert hub().exec_run(["pgrep", "-u", "user2"]).exit_code == 1  # nothing of user2's left
+    assert hub().exec_run(["pgrep", "-U", uid]).exit_code == 1  # nothing of user2's left (the name is gone)
     assert (
         requests.get(
             f"{hub_url}/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=10, verify=verify

@@ -25,10 +25,10 @@ NGINX_IMAGE = "quickjh-test:nginx"  # a tag of the shared test image's name: mak
 
 
 def documented_nginx_conf(upstream: str, tls: str) -> str:
-    """docs/operating.md's nginx block, with the hub container's address for 127.0.0.1 and the hub's certificate (its
-    names are 127.0.0.1 and localhost, which the client checks) for the site's."""
+    """docs/operating.md's nginx block, with the hub container's address and its proxy's port for 127.0.0.1:8000,
+    and the hub's certificate (its names are 127.0.0.1 and localhost, which the client checks) for the site's."""
     conf = re.search(r"```nginx\n(.*?)```", OPERATING.read_text(), re.S).group(1)
-    conf = conf.replace("https://127.0.0.1:8000", f"https://{upstream}:8000")
+    conf = conf.replace("https://127.0.0.1:8000", f"https://{upstream}:443")  # the proxy, in the container
     conf = re.sub(r"ssl_certificate(\s+)\S+;", rf"ssl_certificate\1{tls}/hub.crt;", conf)
     return re.sub(r"ssl_certificate_key(\s+)\S+;", rf"ssl_certificate_key\1{tls}/hub.key;", conf)
 

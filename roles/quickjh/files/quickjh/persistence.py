@@ -87,7 +87,8 @@ def save() -> bool:
         with accounts_lock():
             data = json.dumps(snapshot(), indent=1, sort_keys=True)
     except OSError:  # held 15 s: a user's own passwd, stopped? End it (it loses only its own change), once more
-        end_user_holders()
+        for name in end_user_holders():
+            print(f"quickjh-users watch: {name}: their own passwd held the account files' lock, ended", file=sys.stderr)
         with accounts_lock():
             data = json.dumps(snapshot(), indent=1, sort_keys=True)
     if target.exists() and target.read_text() == data:
