@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make the lock file of the hub image's Python packages for each JupyterHub version given (default: the role's),
 # resolved where they run: in a container of the role's base image, with its Debian Python, as the image's venv.
-#   scripts/lock.sh [VERSION ...]        (make lock; writes roles/quickjh/files/locks/jupyterhub-VERSION.txt)
+#   scripts/lock.sh [VERSION ...]        (make lock; writes roles/quickjh/files/locks/jupyterhub-VERSION.txt, and
+#                                         for JupyterHub 6 and later jupyterhub-VERSION-collaboration.txt: what
+#                                         quickjh_collaboration adds, resolved against the first)
 # The image installs exactly those pins (pip --no-deps), so one commit gives one set of packages on every host and
 # every day; run this again to take newer releases (security fixes), review the diff, commit it.
 set -euo pipefail
@@ -15,9 +17,12 @@ fi
 # What the image's venv holds besides JupyterHub (one list: the Dockerfile installs the lock made from it), and the
 # floors past known advisories (jupyter-server 2.20, JupyterLab 4.6.2).
 packages="jupyterlab>=4.6.2 notebook jupyter-server>=2.20 jupyterhub-idle-culler jupyter-resource-usage dockerspawner"
+collaboration="jupyter-collaboration"
 for version in "${versions[@]}"; do
   out=roles/quickjh/files/locks/jupyterhub-$version.txt
+  extra=roles/quickjh/files/locks/jupyterhub-$version-collaboration.txt
   docker run --rm -i -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro \
+    -v "$PWD/roles/quickjh/files/locks:/locks" \
     -e PIP_CERT=/etc/ssl/certs/host-ca.crt -e PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ${https_proxy:+-e https_proxy="$https_proxy"} ${http_proxy:+-e http_proxy="$http_proxy"} \
     "$base" bash -euc "
@@ -27,8 +32,15 @@ for version in "${versions[@]}"; do
       /v/bin/pip install -q jupyterhub==$version $packages >&2
       echo '# Python packages of the hub image for JupyterHub $version (scripts/lock.sh: make lock), resolved on $base'
       echo \"# with \$(python3 --version) on \$(date -u +%Y-%m-%d).\"
-      /v/bin/pip freeze --local | grep -v '^rfc3987-syntax=='
+      /v/bin/pip freeze --local | grep -v '^rfc3987-syntax==' | tee /tmp/base.txt
+      if [ ${version%%.*} -ge 6 ]; then
+        /v/bin/pip install -q -c /tmp/base.txt $collaboration >&2
+        { echo '# jupyter-collaboration and what it adds to jupyterhub-$version.txt (scripts/lock.sh: make lock): installed with'
+          echo '# quickjh_collaboration, resolved against that lock'\''s pins.'
+          /v/bin/pip freeze --local | grep -v '^rfc3987-syntax==' | grep -vxF -f /tmp/base.txt; } >/locks/${extra##*/}.new
+      fi
     " >"$out.new"
   mv "$out.new" "$out"
   echo "$out: $(grep -c '==' "$out") packages"
+  if [ -f "$extra.new" ]; then mv "$extra.new" "$extra" && echo "$extra: $(grep -c '==' "$extra") packages"; fi
 done

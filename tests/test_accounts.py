@@ -12,7 +12,7 @@ from quickjh import accounts, apply
 from quickjh.accounts import Account, Home, login_problem, read_accounts, read_table
 from quickjh.passwords import crypt, hash_all
 from quickjh.persistence import restore, snapshot, write_table
-from quickjh.plan import Change, PlanError, plan, plan_hub, report
+from quickjh.plan import Change, PlanError, plan, plan_groups, plan_hub, report
 
 
 def never(password: str, setting: str) -> str:
@@ -205,6 +205,20 @@ def test_hub_is_told_about_admin_flags_and_removals_of_users_it_knows():
     ]
     known = {"a": False, "b": True, "c": False, "d": True}
     assert plan_hub(users, known) == {"a": "admin", "b": "not admin", "c": "remove"}
+
+
+def test_the_hubs_groups_follow_the_list_and_a_group_it_no_longer_has_goes():
+    users = [
+        {"name": "a", "groups": ["analysts", "data"]},
+        {"name": "b", "groups": ["analysts"]},
+        {"name": "c", "groups": ["analysts"], "state": "absent"},
+    ]
+    known = {"analysts": {"a", "c"}, "data": {"a"}, "old": {"b"}}
+    todo = plan_groups(users, known)
+    assert todo == {"analysts": {"a", "b"}, "old": None}
+    assert plan_groups(users, {"analysts": {"a", "b"}, "data": {"a"}}) == {}
+    said = report([], users, groups=todo)
+    assert said["changed"] and "hub group analysts: a, b; hub group old: removed; " in said["msg"]
 
 
 def test_a_saved_row_that_is_not_a_human_account_never_comes_back(tmp_path, monkeypatch):

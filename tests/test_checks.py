@@ -154,6 +154,11 @@ BAD_SETTINGS = [
         },
         "shared folder 'data' has group 'ann', the own group of a user",
     ),
+    (
+        {"quickjh_collaboration": True, "quickjh_jupyterhub_version": "5.5.4"},
+        "quickjh_collaboration needs JupyterHub 6 or later (its users' sharing scopes): quickjh_jupyterhub_version is "
+        "'5.5.4'",
+    ),
 ]
 
 

@@ -40,6 +40,7 @@ SETTINGS = {
     "limits": {"memory": 0, "cpus": 0.0, "processes": 512},
     "log": {"max_size": "10m", "max_files": 5},
     "extra_config": "",
+    "collaboration": False,
     "docker": {"network": "quickjh-users", "home_volume": "quickjh_home", "profiles": {}},
 }
 
@@ -122,6 +123,17 @@ def test_users_servers_open_the_default_page_in_notebook_with_the_proxy_and_memo
     assert c.Spawner.default_url == "/tree" and c.Spawner.environment["https_proxy"] == "http://proxy:3128"
     assert c.Spawner.mem_limit == 600 * 2**20
     assert "QUICKJH_STATE" in c.Spawner.env_keep
+
+
+def test_sharing_only_with_collaboration_and_a_servers_token_shares_that_server_alone(state):
+    c = configured(state)
+    assert "extra_user_scopes" not in c.JupyterHub and "args" not in c.Spawner
+    c = configured(state, collaboration=True)
+    assert "shares!user" in c.JupyterHub.extra_user_scopes
+    # a visitor's token for alice's server must not let alice share the visitor's servers
+    assert "shares!server" in c.Spawner.oauth_client_allowed_scopes
+    assert "shares!user" not in c.Spawner.oauth_client_allowed_scopes
+    assert "--ServerApp.jpserver_extensions=quickjh.sharewatch=True" in c.Spawner.args
 
 
 def test_local_mode_starts_servers_through_the_launcher_with_the_process_limit(state):

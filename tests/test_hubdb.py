@@ -49,3 +49,18 @@ def test_an_admin_taken_away_leaves_no_token_made_for_others(db):
     assert tokens(db, "alice") == ["Requested via api"]
     hubdb.forget_admin(["adam"], everything=True)  # local mode: adam was root in the container
     assert tokens(db, "alice") == []
+
+
+def test_with_collaboration_off_no_share_outlives_it(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "jupyterhub.sqlite"
+    assert hubdb.drop_shares(db) == 0  # a first start: no database yet
+    with sqlite3.connect(db) as connection:
+        connection.execute("CREATE TABLE shares (id INTEGER PRIMARY KEY)")
+        connection.execute("CREATE TABLE share_codes (id INTEGER PRIMARY KEY)")
+        connection.executemany("INSERT INTO shares VALUES (?)", [(1,), (2,)])
+        connection.execute("INSERT INTO share_codes VALUES (1)")
+    assert hubdb.drop_shares(db) == 3
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("SELECT count(*) FROM shares").fetchone() == (0,)

@@ -11,7 +11,8 @@ import yaml
 
 from conftest import ROOT
 
-LOCKS = sorted((ROOT / "roles/quickjh/files/locks").glob("jupyterhub-*.txt"))
+LOCKS = sorted(p for p in (ROOT / "roles/quickjh/files/locks").glob("jupyterhub-*.txt") if p.stem[-1].isdigit())
+COLLABORATION = sorted((ROOT / "roles/quickjh/files/locks").glob("jupyterhub-*-collaboration.txt"))
 # Versions fixing published advisories: jupyter-server 2.20, JupyterLab 4.6.2.
 FLOORS = {"jupyter-server": (2, 20), "jupyterlab": (4, 6, 2)}
 
@@ -34,3 +35,10 @@ def test_every_package_is_pinned_and_past_the_known_advisories(lock):
     assert {"jupyterlab", "notebook", "jupyter-server", "dockerspawner", "jupyterhub-idle-culler"} <= found.keys()
     for name, floor in FLOORS.items():
         assert tuple(int(part) for part in found[name].split(".")[: len(floor)]) >= floor, (name, found[name])
+
+
+@pytest.mark.parametrize("extra", COLLABORATION, ids=[lock.stem for lock in COLLABORATION])
+def test_collaborations_pins_add_to_their_versions_lock_and_change_none_of_it(extra):
+    found, base = pins(extra), pins(extra.with_name(extra.name.replace("-collaboration", "")))
+    assert "jupyter-collaboration" in found and "jupyter-server-ydoc" in found
+    assert not found.keys() & base.keys(), found.keys() & base.keys()

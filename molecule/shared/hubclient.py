@@ -7,6 +7,7 @@ user server's under /user/NAME/), kernels started through /api/sessions with a n
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import re
 import ssl
@@ -45,6 +46,7 @@ class HubUser:
         self.base = base_url.rstrip("/")  # may have a path: a hub under quickjh_base_url, or behind a proxy
         self.path = urlsplit(self.base).path
         self.name = name
+        self.server = name  # whose server run, kernel and terminal use: one's own, or one shared (open_server)
         self.http = requests.Session()
         self.http.verify = verify
         self.http.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment beats `verify`
@@ -109,6 +111,17 @@ class HubUser:
         # Follow the OAuth dance like a browser opening the server: it sets the server's cookies.
         self.http.get(f"{self.base}/user/{self.name}/lab", timeout=30).raise_for_status()
 
+    def open_server(self, owner: str) -> requests.Response:
+        """Open another user's server as a browser does (the hub asks once to authorize the visit: the form is
+        sent), and use it from then on for run, kernel and terminal. Returns the last answer (403 when not shared)."""
+        reply = self.http.get(f"{self.base}/user/{owner}/lab", timeout=30)
+        if reply.ok and "/oauth2/authorize" in reply.url:
+            fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', reply.text)
+            reply = self.http.post(reply.url, data=[(k, html.unescape(v)) for k, v in fields], timeout=30)
+        if reply.ok:
+            self.server = owner
+        return reply
+
     def _follow_progress(self, timeout: float) -> None:
         """Read the spawn's progress events, as the hub's spawn page does, until the last one (ready or failed)."""
         try:
@@ -130,7 +143,7 @@ class HubUser:
             time.sleep(0.5)
 
     def server_api(self, method: str, path: str, **kwargs) -> requests.Response:
-        prefix = f"/user/{self.name}/"
+        prefix = f"/user/{self.server}/"
         headers = {"X-XSRFToken": self.xsrf(prefix)}
         return self.http.request(method, f"{self.base}{prefix}api{path}", headers=headers, timeout=60, **kwargs)
 
@@ -173,7 +186,7 @@ class HubUser:
         reply = self.server_api("POST", "/terminals")
         reply.raise_for_status()
         name = reply.json()["name"]
-        ws = self._connect(f"/user/{self.name}/terminals/websocket/{name}", timeout)
+        ws = self._connect(f"/user/{self.server}/terminals/websocket/{name}", timeout)
         marker = uuid.uuid4().hex
         ws.send(json.dumps(["stdin", f"{command}; echo {marker[:16]}-$?-{marker[16:]}\r"]))
         out = ""
@@ -204,7 +217,7 @@ class HubUser:
         return websocket.create_connection(url, cookie=cookies, timeout=timeout, sslopt=sslopt)
 
     def _execute(self, kernel_id: str, code: str, timeout: float) -> str:
-        ws = self._connect(f"/user/{self.name}/api/kernels/{kernel_id}/channels", timeout)
+        ws = self._connect(f"/user/{self.server}/api/kernels/{kernel_id}/channels", timeout)
         msg_id = uuid.uuid4().hex
         ws.send(
             json.dumps(

@@ -141,10 +141,23 @@ def settings_problems(v: dict) -> list[str]:
         )
     version = text(v["quickjh_jupyterhub_version"])
     if not (LOCKS / f"jupyterhub-{version}.txt").is_file():
-        have = ", ".join(sorted(p.stem.removeprefix("jupyterhub-") for p in LOCKS.glob("jupyterhub-*.txt")))
+        have = ", ".join(
+            sorted(p.stem.removeprefix("jupyterhub-") for p in LOCKS.glob("jupyterhub-*.txt") if p.stem[-1].isdigit())
+        )
         out.append(
             f"quickjh_jupyterhub_version: {version!r} has no lock file of the image's Python packages (there "
             f"are: {have}); make one with: make lock VERSIONS={version}"
+        )
+    if v["quickjh_collaboration"] and not version.startswith(tuple("012345")):
+        if not (LOCKS / f"jupyterhub-{version}-collaboration.txt").is_file():
+            out.append(
+                f"quickjh_collaboration: no lock file of jupyter-collaboration for JupyterHub {version} "
+                f"(jupyterhub-{version}-collaboration.txt); make one with: make lock VERSIONS={version}"
+            )
+    elif v["quickjh_collaboration"]:
+        out.append(
+            f"quickjh_collaboration needs JupyterHub 6 or later (its users' sharing scopes): quickjh_jupyterhub_version"
+            f" is {version!r}"
         )
     if not IMAGE.fullmatch(text(v["quickjh_base_image"])):
         out.append(

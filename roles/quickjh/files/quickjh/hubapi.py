@@ -47,15 +47,52 @@ def hub_api(method: str, path: str, body: dict | None = None) -> object:
     return json.loads(text) if text else None
 
 
-def hub_users() -> dict[str, bool]:
-    """Every user the hub knows, with its admin flag."""
-    found: dict[str, bool] = {}
+def every(path: str) -> list[dict]:
+    """Every item of a paginated list of the API (path without query)."""
+    found: list[dict] = []
     while True:
-        page = hub_api("GET", f"/users?limit=200&offset={len(found)}")
+        page = hub_api("GET", f"{path}?limit=200&offset={len(found)}")
         items = page["items"] if isinstance(page, dict) else page
-        found.update({u["name"]: u["admin"] for u in items})
+        found += items
         if not items or not isinstance(page, dict) or not page["_pagination"].get("next"):
             return found
+
+
+def hub_users() -> dict[str, bool]:
+    """Every user the hub knows, with its admin flag."""
+    return {u["name"]: u["admin"] for u in every("/users")}
+
+
+def hub_groups() -> dict[str, set[str]]:
+    """Every group the hub knows, with its members."""
+    return {g["name"]: set(g["users"]) for g in every("/groups")}
+
+
+def set_hub_groups(todo: dict[str, set[str] | None], known: dict[str, set[str]]) -> None:
+    """Each group to its members (None: the group goes, and every share with it); known: the hub's groups now."""
+    for name, members in todo.items():
+        if members is None:
+            hub_api("DELETE", f"/groups/{name}")
+            continue
+        if name not in known:
+            hub_api("POST", f"/groups/{name}")
+        have = known.get(name, set())
+        if members - have:
+            hub_api("POST", f"/groups/{name}/users", {"users": sorted(members - have)})
+        if have - members:
+            hub_api("DELETE", f"/groups/{name}/users", {"users": sorted(have - members)})
+
+
+def end_shares(name: str) -> None:
+    """Every share of the user's server, and every share they received, revoked."""
+    try:
+        hub_api("DELETE", f"/shares/{name}/")
+    except urllib.error.HTTPError as err:
+        if err.code != 404:  # no server, no shares
+            raise
+    for share in every(f"/users/{name}/shared"):
+        server = share["server"]
+        hub_api("DELETE", f"/users/{name}/shared/{server['user']['name']}/{server['name']}")
 
 
 def remove_from_hub(names: list[str]) -> None:

@@ -24,6 +24,7 @@ def configure(c, settings: dict, state: Path) -> None:
     set_login(c, settings)
     set_services(c, settings)
     set_servers(c, settings)
+    set_sharing(c, settings)
     set_spawner(c, settings)
 
 
@@ -113,6 +114,25 @@ def set_servers(c, settings: dict) -> None:
     if settings["cull"]["timeout"] > 0:
         env["JUPYTERHUB_ACTIVITY_INTERVAL"] = str(activity_interval(settings["cull"]["timeout"]))
     c.Spawner.environment = env
+
+
+# With quickjh_collaboration: what every user may do to share their own server (share with users and groups of the
+# list, whose names the share dialog lists), and what a browser's token for a server may carry (shares!server: that
+# server's own shares, never the visitor's). A visitor's access is asked of the hub again every few seconds.
+SHARING_SCOPES = ["shares!user", "read:users:name", "read:groups:name", "list:users", "list:groups"]
+SHARE_DIALOG_SCOPES = ["read:users:name", "shares!server", "list:users", "list:groups"]
+SHARING_SERVER_ARGS = ["--ServerApp.jpserver_extensions=quickjh.sharewatch=True", "--HubOAuth.cache_max_age=5"]
+
+
+def set_sharing(c, settings: dict) -> None:
+    """quickjh_collaboration: sharing one's server (JupyterHub's shares) and editing together (jupyter-collaboration,
+    in the image); revoked visitors lose their open websockets too (quickjh.sharewatch). Arguments, not a config
+    file: a server's owner cannot turn the watch off for their visitors from ~/.jupyter."""
+    if not settings["collaboration"]:
+        return
+    c.JupyterHub.extra_user_scopes = list(SHARING_SCOPES)
+    c.Spawner.oauth_client_allowed_scopes = list(SHARE_DIALOG_SCOPES)
+    c.Spawner.args = [*SHARING_SERVER_ARGS]
 
 
 def set_spawner(c, settings: dict) -> None:

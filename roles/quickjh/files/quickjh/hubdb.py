@@ -9,7 +9,9 @@ an id the hub still holds an older object for would be refused (403)."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 from quickjh.settings import state_dir
 
@@ -55,3 +57,13 @@ def forget_admin(names: list[str], everything: bool) -> None:
         db.commit()
     finally:
         db.close()
+
+
+def drop_shares(db: Path) -> int:
+    """Every share and share code, before the hub starts (quickjh_collaboration off: no share outlives it); how many
+    went."""
+    if not db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return sum(connection.execute(f"DELETE FROM {t}").rowcount for t in ("shares", "share_codes") if t in tables)  # noqa: S608 (the two names above)

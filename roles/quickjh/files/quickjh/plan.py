@@ -130,6 +130,19 @@ def plan_hub(users: list[dict], known: dict[str, bool]) -> dict[str, str]:
     return todo
 
 
+def plan_groups(users: list[dict], known: dict[str, set[str]]) -> dict[str, set[str] | None]:
+    """The hub's groups as the list gives them (a server shared with a group reaches its members): each group of the
+    list with its present members where the hub's differ; a group the list no longer has goes (None)."""
+    want: dict[str, set[str]] = {}
+    for user in users:
+        if user.get("state", "present") == "present":
+            for group in user.get("groups") or []:
+                want.setdefault(group, set()).add(user["name"])
+    todo: dict[str, set[str] | None] = {name: None for name in known if name not in want}
+    todo.update({name: members for name, members in want.items() if known.get(name) != members})
+    return todo
+
+
 HUB_LABELS = {"remove": "removed from the hub", "admin": "hub admin", "not admin": "hub not admin (server stopped)"}
 
 
@@ -140,6 +153,7 @@ def report(
     failed: dict[str, str] | None = None,
     shared: list[str] | None = None,
     lock_holders: list[str] | None = None,
+    groups: dict[str, set[str] | None] | None = None,
 ) -> dict:
     """Per user what changed, in the accounts and then in the hub; a user the hub alone changed counts as updated;
     then the shared folders set up, and users whose own passwd held the account files' lock (it was ended). Users
@@ -154,10 +168,14 @@ def report(
             out["updated"].append(name)
         out["users"].setdefault(name, []).append(HUB_LABELS[action])
     out["unchanged"] = [u["name"] for u in users if u["name"] not in out["users"]]
-    out["changed"] = bool(out["users"] or shared)
+    out["changed"] = bool(out["users"] or shared or groups)
     out["msg"] = (
         "".join(f"{name}: {', '.join(what)}; " for name, what in out["users"].items())
         + "".join(f"shared folder {name}: set up; " for name in shared or [])
+        + "".join(
+            f"hub group {name}: {'removed' if members is None else ', '.join(sorted(members)) or 'no one'}; "
+            for name, members in sorted((groups or {}).items())
+        )
         + "".join(f"{name}: their own passwd held the account files' lock, ended; " for name in lock_holders or [])
         + f"unchanged: {len(out['unchanged'])}"
     )

@@ -10,10 +10,10 @@ from quickjh.accounts import group_ids, own_groups, read_accounts, read_homes, u
 from quickjh.apply import apply, lock, share
 from quickjh.ending import admins_were_root, end_user
 from quickjh.front import certificates
-from quickjh.hubapi import access, hub_users, remove_from_hub, set_hub_admin
+from quickjh.hubapi import access, end_shares, hub_groups, hub_users, remove_from_hub, set_hub_admin, set_hub_groups
 from quickjh.hubdb import forget_admin
 from quickjh.persistence import keep_admins, save
-from quickjh.plan import PlanError, plan, plan_hub, report
+from quickjh.plan import PlanError, plan, plan_groups, plan_hub, report
 from quickjh.rules import PRIVILEGED_GROUPS, group_problem, shared_problems, user_problems
 from quickjh.settings import state_dir
 
@@ -77,12 +77,15 @@ def sync(request: dict, settings: dict) -> dict:
         except (OSError, urllib.error.URLError) as err:
             raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
         hub_todo = plan_hub(users, known)
+        # With sharing, the hub's groups are the list's (a server shared with a group reaches its members).
+        hub_has = hub_groups() if settings.get("collaboration") else {}
+        groups = plan_groups(users, hub_has) if settings.get("collaboration") else {}
         if request.get("check"):
-            return report(changes, users, hub_todo, {}, share(folders, check=True))
-        return run(users, folders, settings, changes, accounts, hub_todo, known)
+            return report(changes, users, hub_todo, {}, share(folders, check=True), groups=groups)
+        return run(users, folders, settings, changes, accounts, hub_todo, known, (groups, hub_has))
 
 
-def run(users, folders, settings, changes, accounts, hub_todo, known) -> dict:
+def run(users, folders, settings, changes, accounts, hub_todo, known, groups) -> dict:
     """The changes, in an order that leaves no one rights they should lose: who goes is locked and ended before the
     hub is told; a user who loses a group or sudo has everything ended that holds it."""
 
@@ -100,11 +103,15 @@ def run(users, folders, settings, changes, accounts, hub_todo, known) -> dict:
         try:
             failed = apply(changes, failed, end)
             set_hub_admin({name: action == "admin" for name, action in hub_todo.items() if action != "remove"})
+            for name in taken:  # an admin no more: no share they hold or received stays (removal ends them too)
+                if settings.get("collaboration") and hub_todo[name] == "not admin":
+                    end_shares(name)
+            set_hub_groups(*groups)
             shared = share(folders, failed=failed)
         finally:
             keep_admins([u["name"] for u in users if u.get("admin") and u.get("state", "present") == "present"])
             save()
-    out = report(changes, users, hub_todo, failed, shared, sorted(lock_holders))
+    out = report(changes, users, hub_todo, failed, shared, sorted(lock_holders), groups[0])
     for line in watchdog_restarts():
         out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
     out["certificates"] = certificates(settings)
