@@ -68,12 +68,16 @@ def hub_groups() -> dict[str, set[str]]:
     return {g["name"]: set(g["users"]) for g in every("/groups")}
 
 
-def set_hub_groups(todo: dict[str, set[str] | None], known: dict[str, set[str]], users: set[str]) -> None:
+def set_hub_groups(
+    todo: dict[str, set[str] | None], known: dict[str, set[str]], users: set[str], admins: set[str]
+) -> None:
     """Each group to its members (None: the group goes, and every share with it); known: the hub's groups now,
-    users: the hub's users (a member it does not know yet is added to it first, as the admin page does)."""
-    members = set().union(*(m for m in todo.values() if m))
-    if members - users:
-        hub_api("POST", "/users", {"usernames": sorted(members - users)})
+    users: the hub's users (a member it does not know yet is added to it first, as the admin page does, an admin
+    of the list as an admin)."""
+    new = set().union(*(m for m in todo.values() if m)) - users
+    for admin in (True, False):
+        if {n for n in new if (n in admins) == admin}:
+            hub_api("POST", "/users", {"usernames": sorted(n for n in new if (n in admins) == admin), "admin": admin})
     for name, members in todo.items():
         if members is None:
             hub_api("DELETE", f"/groups/{name}")

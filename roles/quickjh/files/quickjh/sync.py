@@ -106,7 +106,8 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
             for name in taken:  # an admin no more: no share they hold or received stays (removal ends them too)
                 if settings.get("collaboration") and hub_todo[name] == "not admin":
                     end_shares(name)
-            set_hub_groups(*groups, set(known))
+            admins = {u["name"] for u in users if u.get("admin")}
+            set_hub_groups(*groups, set(known), admins)
             shared = share(folders, failed=failed)
         finally:
             keep_admins([u["name"] for u in users if u.get("admin") and u.get("state", "present") == "present"])
