@@ -16,7 +16,9 @@ if [ ${#versions[@]} -eq 0 ]; then
 fi
 # What the image's venv holds besides JupyterHub (one list: the Dockerfile installs the lock made from it), and the
 # floors past known advisories (jupyter-server 2.20, JupyterLab 4.6.2).
+# The logins of quickjh_auth (oauthenticator, ldapauthenticator) and the QR codes of quickjh_otp (segno) too.
 packages="jupyterlab>=4.6.2 notebook jupyter-server>=2.20 jupyterhub-idle-culler jupyter-resource-usage dockerspawner"
+packages+=" oauthenticator jupyterhub-ldapauthenticator segno"
 collaboration="jupyter-collaboration"
 for version in "${versions[@]}"; do
   out=roles/quickjh/files/locks/jupyterhub-$version.txt

@@ -69,6 +69,29 @@ class HubUser:
         if reply.status_code != 302:
             raise LoginFailed(f"{self.name}: login answered {reply.status_code}")
 
+    def login_with_provider(self, form: dict) -> requests.Response:
+        """Log in through the hub's identity provider as a browser does: the hub's button sends the browser to the
+        provider's login page, whose form (`form`: its fields) sends it back to the hub's callback. Returns the last
+        answer; raises LoginFailed unless the hub let the person in."""
+        page = self.http.get(f"{self.base}/hub/oauth_login", timeout=30)
+        page.raise_for_status()
+        reply = self.http.post(page.url, data=form, timeout=60)
+        if not reply.ok or "/hub/login" in reply.url:
+            raise LoginFailed(f"{self.name}: the hub answered {reply.status_code} at {reply.url}: {reply.text}")
+        return reply
+
+    def login_with_code(self, password: str, code: str) -> None:
+        """The login form with a one-time code after the password (quickjh_otp)."""
+        self.http.get(f"{self.base}/hub/login", timeout=30).raise_for_status()
+        reply = self.http.post(
+            f"{self.base}/hub/login?next=",
+            data={"username": self.name, "password": password, "otp": code, "_xsrf": self.xsrf("/hub/")},
+            allow_redirects=False,
+            timeout=30,
+        )
+        if reply.status_code != 302:
+            raise LoginFailed(f"{self.name}: login answered {reply.status_code}: {reply.text}")
+
     def change_password(self, current: str, new: str, again: str | None = None) -> requests.Response:
         """Through the hub's password page (/hub/password), as its form sends it."""
         self.http.get(f"{self.base}/hub/password", timeout=30).raise_for_status()

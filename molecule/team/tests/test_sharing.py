@@ -50,7 +50,7 @@ def test_a_shared_server_runs_the_visitors_code_as_its_owner_and_nothing_more(ow
     assert visitor.open_server("admin").status_code == 403  # a share reaches that server alone
     assert visitor.hub_api("GET", "/users").status_code == 200  # names to share with; no admin's scope:
     assert visitor.hub_api("PATCH", "/users/user2", json={"admin": True}).status_code == 403
-    assert visitor.hub_api("DELETE", "/users/user1/server").status_code == 403
+    assert visitor.hub_api("DELETE", "/users/user1/server").status_code in (403, 404)  # 404: not even seen
 
 
 def test_a_revoked_share_ends_the_visitors_open_kernel_at_once_and_their_next_call(owner, login):
@@ -89,7 +89,7 @@ def test_a_server_shared_with_a_group_reaches_its_members_only(owner, login):
 def test_two_people_edit_one_notebook_at_once_and_see_each_others_edits_and_names(owner, passwords, hub_url):
     notebook = {
         "cells": [{"cell_type": "code", "source": "", "metadata": {}, "outputs": [], "execution_count": None}],
-        "metadata": {},
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}},
         "nbformat": 4,
         "nbformat_minor": 5,
     }

@@ -117,7 +117,12 @@ def test_bad_certificate_files_are_refused_before_anything_changes(settings, hub
 
 def test_an_idle_server_is_stopped_and_a_busy_one_is_not(login, settings):
     idle, busy = login("user1"), login("admin")
-    worker = threading.Thread(target=busy.run, args=("import time; time.sleep(150)",), kwargs={"timeout": 200})
+    # busy: a cell running until the test is done with it (at most 150 s)
+    busy_cell = (
+        "import os, time\nend = time.time() + 150\n"
+        "while time.time() < end and not os.path.exists('done'): time.sleep(1)"
+    )
+    worker = threading.Thread(target=busy.run, args=(busy_cell,), kwargs={"timeout": 200})
     worker.start()
     timeout = settings["quickjh_cull_idle_timeout"]
     deadline = time.monotonic() + timeout * 3
@@ -125,7 +130,9 @@ def test_an_idle_server_is_stopped_and_a_busy_one_is_not(login, settings):
         time.sleep(5)
     assert not idle.model().get("servers"), "the idle server was not stopped"
     assert busy.model()["servers"][""]["ready"], "the busy server was stopped"
+    busy.run("open('done', 'w').close()", path="other.ipynb")  # another notebook: its own kernel
     worker.join()
+    busy.run("import os; os.remove('done')", path="other.ipynb")
 
 
 def test_a_user_past_their_memory_limit_gets_memory_error_and_others_keep_working(login):

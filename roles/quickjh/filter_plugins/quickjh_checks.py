@@ -113,6 +113,7 @@ def settings_problems(v: dict) -> list[str]:
         out += certificate_problems(text(v["quickjh_tls_cert"]), text(v["quickjh_tls_key"]))
     if v["quickjh_tls"] == "acme":
         out += acme_problems(v)
+    out += auth_problems(v)
     if v["quickjh_tls"] == "off" and int(v["quickjh_http_port"]):
         out.append("quickjh_http_port redirects plain HTTP to HTTPS: with quickjh_tls off there is none (set it to 0)")
     sizes = (("quickjh_mem_limit", "8g"), ("quickjh_user_mem_limit", "2g"), ("quickjh_log_max_size", "10m"))
@@ -214,6 +215,39 @@ def acme_problems(v: dict) -> list[str]:
     return out
 
 
+def auth_problems(v: dict) -> list[str]:
+    """quickjh_auth and what each kind needs."""
+    kind, out = v["quickjh_auth"], []
+    if v["quickjh_otp"] and kind != "pam":
+        out.append(f"quickjh_otp asks for a code after the password: with quickjh_auth {kind} the provider does that")
+    if kind in ("oidc", "github", "gitlab"):
+        out += [
+            f"quickjh_auth {kind} needs {name} (what the provider gave the hub)"
+            for name in ("quickjh_oauth_client_id", "quickjh_oauth_client_secret")
+            if not text(v[name])
+        ]
+    if kind == "oidc" and not URL.fullmatch(text(v["quickjh_oidc_issuer"])):
+        out.append(f"quickjh_auth oidc needs quickjh_oidc_issuer, the provider's URL: {v['quickjh_oidc_issuer']!r}")
+    if kind == "gitlab" and v["quickjh_admin_groups"]:
+        out.append(
+            "quickjh_admin_groups: GitLab's OAuth names no groups; make admins with admin: true in quickjh_users, or "
+            "use quickjh_auth oidc with quickjh_oidc_issuer https://GITLAB (its groups claim)"
+        )
+    if kind == "ldap":
+        if not re.fullmatch(r"ldaps?://[^/\s:]+(:\d+)?/?", text(v["quickjh_ldap_url"])):
+            out.append(f"quickjh_ldap_url: {v['quickjh_ldap_url']!r} is not ldap://HOST[:PORT] or ldaps://HOST[:PORT]")
+        if "{username}" not in text(v["quickjh_ldap_bind_dn_template"]):
+            out.append(
+                f"quickjh_ldap_bind_dn_template: {v['quickjh_ldap_bind_dn_template']!r} has no {{username}}, e.g. "
+                "uid={username},ou=people,dc=example,dc=org"
+            )
+    if kind != "pam" and not v["quickjh_allowed_groups"] and not present(v["quickjh_users"]):
+        out.append(
+            f"quickjh_auth {kind}: no one may log in; list people in quickjh_users or groups in quickjh_allowed_groups"
+        )
+    return out
+
+
 def certificate_problems(cert: str, key: str) -> list[str]:
     """The certificate and key of quickjh_tls files (paths on the controller): there, a pair, and valid now."""
     if not (cert and key):
@@ -251,6 +285,12 @@ def warnings(v: dict, https: bool) -> list[str]:
             f"{' and '.join(ignored)} do nothing with quickjh_spawner {v['quickjh_spawner']} (they set users' "
             "own containers; quickjh_cpus limits the whole hub)"
         )
+    plain_ldap = text(v["quickjh_ldap_url"]).startswith("ldap:") and not v["quickjh_ldap_starttls"]
+    if v["quickjh_auth"] == "ldap" and plain_ldap:
+        out.append(
+            "quickjh_ldap_starttls is false with an ldap:// URL: every login's password crosses the network in the "
+            "clear to the directory; use StartTLS (the default) or ldaps://"
+        )
     return out
 
 
@@ -263,6 +303,7 @@ def quickjh_problems(v: dict, https: bool = True) -> list[str]:
         v["quickjh_users"],
         min_password_length=int(v["quickjh_min_password_length"]),
         allow_weak_passwords=boolean(v["quickjh_allow_weak_passwords"]),
+        passwords_required=v["quickjh_auth"] == "pam",
     )
     shared = shared_problems(v["quickjh_shared_folders"], v["quickjh_users"])
     return (
@@ -273,9 +314,19 @@ def quickjh_problems(v: dict, https: bool = True) -> list[str]:
     )
 
 
+def present(users: list[dict], admins: bool = False) -> list[str]:
+    """The names of the list's present users (admins only: those with admin: true)."""
+    return [
+        str(u["name"])
+        for u in users
+        if u.get("state", "present") == "present" and (boolean(u.get("admin", False)) or not admins)
+    ]
+
+
 class FilterModule:
     def filters(self) -> dict:
         return {
+            "quickjh_present": present,
             "quickjh_problems": quickjh_problems,
             "quickjh_archive_images": archive_images,
             "quickjh_archives_lacking": archives_lacking,

@@ -5,6 +5,7 @@ who may log in. Reads only: nothing here changes a file (standard library only; 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,11 @@ class Account:
     shell: str
     hash: str = ""
     groups: set[str] = field(default_factory=set)
+    expire: str = ""  # shadow's expiry date, days since 1970 ("": never); quickjh_users' locked: true sets 1
+
+    @property
+    def expired(self) -> bool:
+        return self.expire.isdigit() and int(self.expire) <= int(time.time() // 86400)
 
 
 @dataclass
@@ -54,9 +60,17 @@ def read_table(path: Path) -> list[list[str]]:
 
 def read_accounts(etc: Path | None = None) -> dict[str, Account]:
     etc = etc or ETC
-    hashes = {row[0]: row[1] for row in read_table(etc / "shadow") if len(row) > 1}
+    shadow = {row[0]: row for row in read_table(etc / "shadow") if len(row) > 1}
     accounts = {
-        row[0]: Account(row[0], int(row[2]), int(row[3]), row[5], row[6], hashes.get(row[0], ""))
+        row[0]: Account(
+            row[0],
+            int(row[2]),
+            int(row[3]),
+            row[5],
+            row[6],
+            shadow.get(row[0], ["", ""])[1],
+            expire=(shadow.get(row[0], []) + [""] * 9)[7],
+        )
         for row in read_table(etc / "passwd")
         if len(row) >= 7
     }
@@ -98,6 +112,8 @@ def login_problem(name: str, etc: Path | None = None, home_root: Path | None = N
         return f"{name!r} has no account in the hub's container"
     if not is_human_uid(account.uid, (low, high)):
         return f"{name!r} is a system account (uid {account.uid}, outside {low}-{high})"
+    if account.expired:
+        return f"{name!r} is locked (quickjh_users' locked: true; the list unlocks it)"
     if account.hash in NO_PASSWORD or account.hash.startswith(("!", "*")):
         return f"{name!r} has no password or a locked one (sudo passwd {name} sets one)"
     others = sorted(home for home, found in read_homes(home_root).items() if found.uid == account.uid and home != name)

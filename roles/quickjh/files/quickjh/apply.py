@@ -135,6 +135,8 @@ def apply_one(c: Change, known: dict[str, Account], end) -> None:
             c.name,
         )
         fix_home(c.name)
+        if "locked" in c.what:
+            run("usermod", "--expiredate", "1", c.name)
     elif c.action == "update":
         if {"admin", "not admin", "groups"} & set(c.what):
             run("usermod", "--groups", ",".join(sorted(c.groups)), c.name)
@@ -142,6 +144,11 @@ def apply_one(c: Change, known: dict[str, Account], end) -> None:
                 end(c.name, known[c.name].uid)
         if "shell" in c.what:
             run("usermod", "--shell", c.shell, c.name)
+        if "locked" in c.what:  # expired: no login of any kind, no sudo; what they run ends now
+            run("usermod", "--expiredate", "1", c.name)
+            end(c.name, known[c.name].uid)
+        if "unlocked" in c.what:
+            run("usermod", "--expiredate", "", c.name)
         if c.fix_home:
             fix_home(c.name)
     elif c.action == "remove":

@@ -21,11 +21,12 @@ def configure(c, settings: dict, state: Path) -> None:
     """Everything, in order (state: the state volume's mount point)."""
     set_address(c, settings)
     set_state(c, state)
-    set_login(c, settings)
+    set_login(c, settings, state)
     set_services(c, settings)
     set_servers(c, settings)
     set_sharing(c, settings)
     set_spawner(c, settings)
+    c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "quickjh_login": settings["auth"]["kind"]}
 
 
 def set_address(c, settings: dict) -> None:
@@ -53,17 +54,9 @@ def set_state(c, state: Path) -> None:
     c.JupyterHub.template_paths = [TEMPLATES]  # JupyterHub's pages, with a word on adding users on the admin page
 
 
-def set_login(c, settings: dict) -> None:
-    """The container's Linux accounts log in (quickjh.auth); the rule of who may is asked again at least every
-    minute and before each server start, so a locked or removed account loses its session and its tokens."""
-    c.JupyterHub.authenticator_class = "quickjh.auth.QuickjhAuthenticator"
-    c.Authenticator.any_allow_config = True  # the allow rule is check_allowed's
-    c.Authenticator.delete_invalid_users = True  # users removed with userdel leave the hub too
-    c.Authenticator.auth_refresh_age = 60
-    c.Authenticator.refresh_pre_spawn = True
-    c.Authenticator.auth_refresh_strict = True
-    c.PAMAuthenticator.admin_groups = {"sudo"}
-    c.QuickjhAuthenticator.min_password_length = settings["min_password_length"]
+def set_login(c, settings: dict, state: Path) -> None:
+    """The login kind of quickjh_auth: the module quickjh.logins.NAME sets its authenticator and what only it needs."""
+    importlib.import_module(f"quickjh.logins.{settings['auth']['kind']}").configure(c, settings, state)
 
 
 def set_services(c, settings: dict) -> None:

@@ -37,10 +37,7 @@ class PasswordHandler(BaseHandler):
         current, new, again = (self.get_body_argument(key, "") for key in ("current", "new", "again"))
         problem = "the two new passwords differ" if new != again else None
         problem = problem or password_problem(name, new, self.authenticator.min_password_length)
-        if (
-            problem is None
-            and await self.authenticator.authenticate(self, {"username": name, "password": current}) != name
-        ):
+        if problem is None and not await self.authenticator.check_password(name, current):
             problem = "the current password is not right"
         if problem is None:
             await asyncio.get_running_loop().run_in_executor(None, set_password, name, new)

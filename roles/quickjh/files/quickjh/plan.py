@@ -86,6 +86,8 @@ def plan(
             change.uid = choose_uid(user, accounts, homes, *uid_range_)
             change.password, change.password_hash = user.get("password"), user.get("password_hash")
             accounts[name] = Account(name, change.uid, change.uid, f"{HOME_ROOT}/{name}", shell)
+            if user.get("locked"):
+                change.what.append("locked")
             changes.append(change)
             continue
         if account.uid < uid_range_[0]:
@@ -99,6 +101,8 @@ def plan(
             change.what.append("admin" if user.get("admin") else "not admin")
         if account.groups - {ADMIN_GROUP} != groups - {ADMIN_GROUP}:
             change.what.append("groups")
+        if account.expired != bool(user.get("locked")):
+            change.what.append("locked" if user.get("locked") else "unlocked")
         if account.shell != shell:
             change.what.append("shell")
         never_set = account.hash in NO_PASSWORD  # made, then the run was killed before its passwords were set
@@ -116,8 +120,9 @@ def plan(
     return changes
 
 
-def plan_hub(users: list[dict], known: dict[str, bool]) -> dict[str, str]:
-    """What the hub must be told: 'remove' for absent users it knows, 'admin'/'not admin' where its flag is off."""
+def plan_hub(users: list[dict], known: dict[str, bool], group_admins: frozenset[str] = frozenset()) -> dict[str, str]:
+    """What the hub must be told: 'remove' for absent users it knows, 'admin'/'not admin' where its flag is off
+    (group_admins: admins by quickjh_admin_groups, as the provider said at their last login or refresh)."""
     todo = {}
     for user in users:
         name = user["name"]
@@ -125,8 +130,8 @@ def plan_hub(users: list[dict], known: dict[str, bool]) -> dict[str, str]:
             continue
         if user.get("state", "present") == "absent":
             todo[name] = "remove"
-        elif known[name] != bool(user.get("admin")):
-            todo[name] = "admin" if user.get("admin") else "not admin"
+        elif known[name] != (bool(user.get("admin")) or name in group_admins):
+            todo[name] = "not admin" if known[name] else "admin"
     return todo
 
 

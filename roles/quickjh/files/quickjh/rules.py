@@ -42,6 +42,7 @@ def user_problems(
     uid_range: tuple[int, int] = UID_RANGE,
     min_password_length: int = 8,
     allow_weak_passwords: bool = False,
+    passwords_required: bool = True,
 ) -> list[str]:
     """Every rule of the list, one message per broken rule naming the entry (the types are argument_specs' job)."""
     names = [str(u["name"]) for u in users]
@@ -57,8 +58,10 @@ def user_problems(
             out.append(f"{who} is a name the image uses for itself: pick another")
         if names.count(name) > 1:
             out.append(f"{who} is listed more than once")
-        if user.get("state", "present") == "present" and (password is None) == (hash_ is None):
+        if password is not None and hash_ is not None:
             out.append(f"{who} needs exactly one of password and password_hash")
+        elif user.get("state", "present") == "present" and password is None and hash_ is None and passwords_required:
+            out.append(f"{who} needs exactly one of password and password_hash (quickjh_auth pam logs in with it)")
         out += [
             f"{who} has a {key} with a control character (a newline, a tab, ...)"
             for key, value in (("password", password), ("password_hash", hash_))

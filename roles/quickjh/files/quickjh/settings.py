@@ -11,7 +11,12 @@ SETTINGS = Path(os.environ.get("QUICKJH_SETTINGS", "/etc/quickjh/settings.json")
 
 
 def load(path: Path | None = None) -> dict:
-    return json.loads((path or SETTINGS).read_text())
+    """The settings, with the secrets of secrets.json beside them (what --diff may not show) under "secrets"."""
+    path = path or SETTINGS
+    out = json.loads(path.read_text())
+    secrets = path.with_name("secrets.json")
+    out["secrets"] = json.loads(secrets.read_text()) if secrets.exists() else {}
+    return out
 
 
 def extra_config() -> list[Path]:

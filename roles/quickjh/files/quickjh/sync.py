@@ -3,7 +3,9 @@ hub, apply, set up the shared folders, save the accounts; answer the report the 
 
 from __future__ import annotations
 
+import time
 import urllib.error
+from urllib.parse import urlsplit
 
 from quickjh.accountlock import kept_from_users
 from quickjh.accounts import group_ids, own_groups, read_accounts, read_homes, uid_range
@@ -12,6 +14,7 @@ from quickjh.ending import admins_were_root, end_user
 from quickjh.front import certificates
 from quickjh.hubapi import access, end_shares, hub_groups, hub_users, remove_from_hub, set_hub_admin, set_hub_groups
 from quickjh.hubdb import forget_admin
+from quickjh.otp import enrolment, keep_secrets
 from quickjh.persistence import keep_admins, save
 from quickjh.plan import PlanError, plan, plan_groups, plan_hub, report
 from quickjh.rules import PRIVILEGED_GROUPS, group_problem, shared_problems, user_problems
@@ -64,6 +67,18 @@ def certificate_line(found: dict, hub: str) -> str:
     return line
 
 
+def answering_hub_users(wait: float = 60) -> dict[str, bool]:
+    """The hub's users, once its API answers: a hub (re)started just now may still be opening its port."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return hub_users()
+        except (OSError, urllib.error.URLError) as err:
+            if time.monotonic() > deadline:
+                raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
+            time.sleep(1)
+
+
 def sync(request: dict, settings: dict) -> dict:
     users, folders = request.get("users", []), request.get("shared", [])
     problems = container_problems(users, folders, request.get("policy", {}))
@@ -72,14 +87,17 @@ def sync(request: dict, settings: dict) -> dict:
     accounts = read_accounts()
     changes = plan(users, accounts, read_homes(), uid_range())
     with access():
-        try:
-            known = hub_users()
-        except (OSError, urllib.error.URLError) as err:
-            raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
-        hub_todo = plan_hub(users, known)
-        # With sharing, the hub's groups are the list's (a server shared with a group reaches its members).
-        hub_has = hub_groups() if settings.get("collaboration") else {}
-        groups = plan_groups(users, hub_has) if settings.get("collaboration") else {}
+        known = answering_hub_users()
+        # The hub's groups: with pam and sharing, the list's (a server shared with a group reaches its members);
+        # with a provider, the provider's (each login and refresh sets them), whose admin groups make admins.
+        auth = settings.get("auth", {"kind": "pam"})
+        mirror = settings.get("collaboration") and auth["kind"] == "pam"
+        hub_has = hub_groups() if mirror or auth["kind"] != "pam" else {}
+        admins_by_group = frozenset(
+            name for group in auth.get("admin_groups", []) for name in hub_has.get(group, ()) if auth["kind"] != "pam"
+        )
+        hub_todo = plan_hub(users, known, admins_by_group)
+        groups = plan_groups(users, hub_has) if mirror else {}
         if request.get("check"):
             return report(changes, users, hub_todo, {}, share(folders, check=True), groups=groups)
         return run(users, folders, settings, changes, accounts, hub_todo, known, (groups, hub_has))
@@ -113,6 +131,12 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
             keep_admins([u["name"] for u in users if u.get("admin") and u.get("state", "present") == "present"])
             save()
     out = report(changes, users, hub_todo, failed, shared, sorted(lock_holders), groups[0])
+    if settings.get("auth", {}).get("otp"):  # a one-time code secret for each present user without one
+        made = keep_secrets([u["name"] for u in users if u.get("state", "present") == "present"])
+        issuer = urlsplit(settings["auth"]["public_url"]).hostname or settings["hub"]
+        out["otp"] = {name: enrolment(name, secret, issuer) for name, secret in made.items()}
+        out["msg"] += "".join(f". {name}: one-time code secret made" for name in made)
+        out["changed"] = out["changed"] or bool(made)
     for line in watchdog_restarts():
         out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
     out["certificates"] = certificates(settings)
