@@ -138,7 +138,7 @@ def test_the_sync_is_an_admin_service_and_the_culler_follows_the_timeout(state):
     c = configured(state, cull={"timeout": 60, "every": 10})
     assert c.JupyterHub.last_activity_interval == 10 and "--timeout=60" in c.JupyterHub.services[1]["command"]
     c = configured(state, cull={"timeout": 0})
-    assert [s["name"] for s in c.JupyterHub.services] == ["quickjh-sync"]
+    assert [s["name"] for s in c.JupyterHub.services] == ["quickjh-sync", "usage"]
     assert "last_activity_interval" not in c.JupyterHub
     assert "JUPYTERHUB_ACTIVITY_INTERVAL" not in c.Spawner.environment
 
@@ -238,3 +238,14 @@ def test_every_spawner_mode_of_the_role_is_a_module_with_configure():
     assert {"local": local_mode, "docker": docker_mode}.keys() == set(modes)
     for module in (local_mode, docker_mode):
         assert callable(module.configure)
+
+
+def test_the_usage_page_is_a_service_on_a_port_only_root_may_take_and_metrics_have_a_read_only_token(state):
+    c = configured(state)
+    usage = next(s for s in c.JupyterHub.services if s["name"] == "usage")
+    assert usage["url"] == "http://127.0.0.1:82" and "oauth_roles" not in usage  # admins only, as every service
+    assert "prometheus" not in [s["name"] for s in c.JupyterHub.services]
+    c = configured(state, secrets=dict(SETTINGS["secrets"], metrics_token="t" * 40))
+    assert {"name": "prometheus", "api_token": "t" * 40} in c.JupyterHub.services
+    assert {"name": "metrics", "scopes": ["read:metrics"], "services": ["prometheus"]} in c.JupyterHub.load_roles
+    assert c.JupyterHub.template_vars["quickjh_usage_url"] == "/services/usage/"

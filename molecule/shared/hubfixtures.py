@@ -123,7 +123,9 @@ def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedPr
     return result
 
 
-def project_playbook(name: str, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
+def project_playbook(
+    name: str, *extra: str, ok: bool = True, drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess:
     """Run one of the project's own playbooks (backup.yml, restore.yml), as the README shows. Next to them,
     group_vars/quickjh.yml (the example's users) would win over the scenario's inventory: the scenario's quickjh_
     settings go in as extra vars, before the test's own."""
@@ -133,7 +135,9 @@ def project_playbook(name: str, *extra: str, ok: bool = True) -> subprocess.Comp
         text=True,
         check=True,
     ).stdout
-    scenario = {key: value for key, value in json.loads(inventory).items() if key.startswith("quickjh_")}
+    scenario = {
+        key: value for key, value in json.loads(inventory).items() if key.startswith("quickjh_") and key not in drop
+    }
     path = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1] / name
     return playbook(path, "-e", json.dumps(scenario), *extra, ok=ok)
 

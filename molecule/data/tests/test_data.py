@@ -170,6 +170,36 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
     db.unlink()
 
 
+def test_the_hub_backs_itself_up_on_its_schedule_keeps_the_newest_and_the_drill_restores_one(client, hub, settings):
+    folder = Path(settings["quickjh_backup_dir"])
+    schedule = ("-e", json.dumps({"quickjh_backup_schedule": "every 1m", "quickjh_backup_keep": 2}))
+    converge(*NEW, *schedule)
+    deadline = time.monotonic() + 150  # the first at the next whole minute after the hub started
+    while not list(folder.glob("*-auto-*.tar.gz")):
+        assert time.monotonic() < deadline, "no scheduled backup"
+        time.sleep(3)
+    for _ in range(2):  # two more, as the schedule would make them
+        time.sleep(1.1)
+        assert hub().exec_run(["quickjh-backup", "scheduled"]).exit_code == 0
+    assert len(list(folder.glob("*-auto-*.tar.gz"))) == 2  # the newest two kept
+    status = json.loads(hub().exec_run(["cat", "/srv/jupyterhub/backup-status.json"]).output)
+    assert status["error"] == "" and status["archive"] in {p.name for p in folder.iterdir()}
+    said = " ".join(converge(*NEW, *schedule).stdout.split())
+    assert "Last scheduled backup:" in said and "WARNING" not in said.split("Last scheduled backup:")[1][:80]
+    started = time.monotonic()
+    names = ("quickjh_container_name", "quickjh_home_volume", "quickjh_state_volume", "quickjh_config_dir")
+    refused = project_playbook("restore-drill.yml", "-e", "quickjh_container_name=quickjh-test-data", ok=False)
+    assert refused.returncode != 0 and "names its scratch hub itself" in refused.stdout
+    drilled = " ".join(
+        project_playbook("restore-drill.yml", drop=(*names, "quickjh_port", "quickjh_build_dir")).stdout.split()
+    )
+    print(f"\nthe restore drill: {time.monotonic() - started:.0f} s")
+    assert "The drill of" in drilled and "passed" in drilled, drilled[-2000:]
+    assert not client.containers.list(all=True, filters={"name": "quickjh-drill"})
+    assert not [v for v in client.volumes.list() if v.name.startswith("quickjh-drill")]
+    converge(*NEW)
+
+
 def test_taken_down_the_data_stays_a_restore_refuses_it_and_the_hub_comes_back(
     client, hub, settings, hub_url, every_password, verify
 ):

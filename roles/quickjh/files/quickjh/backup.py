@@ -3,6 +3,8 @@
   quickjh-backup create ARCHIVE    /quickjh/{state,config,home,shared/*} -> ARCHIVE (tar.gz, mode 600)
   quickjh-backup restore ARCHIVE   ARCHIVE -> /quickjh/{state,config,home,shared/*}, which must be empty
   quickjh-backup copy-db DEST      $QUICKJH_STATE/jupyterhub.sqlite -> DEST (the hub's live database)
+  quickjh-backup scheduled         one scheduled backup now, in the hub (quickjh.schedule)
+  quickjh-backup schedule          the hub's backup schedule (quickjh-start runs it with quickjh_backup_schedule)
 
 The role runs create and restore in a one-off container of the hub image with the volumes mounted under /quickjh,
 and the entry point runs copy-db before it upgrades the database. Owners (numeric UIDs), modes and times are kept.
@@ -43,8 +45,11 @@ def copy_db(src: Path, dest: Path) -> None:
     os.chown(dest, stat.st_uid, stat.st_gid)
 
 
-def create(archive: Path, root: Path = ROOT) -> None:
-    """Write the archive next to its final name, then rename it: a cut-off run leaves no half archive."""
+def create(archive: Path, root: Path = ROOT, parts: dict[str, Path] | None = None) -> None:
+    """Write the archive next to its final name, then rename it: a cut-off run leaves no half archive. parts: where
+    each part is (default: under root, as the one-off container mounts them; the hub's own paths for a scheduled
+    backup)."""
+    parts = parts or {part: root / part for part in PARTS}
     partial = archive.with_name(archive.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds password hashes
     with (
@@ -52,14 +57,15 @@ def create(archive: Path, root: Path = ROOT) -> None:
         open(fd, "wb") as out,
         tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar,
     ):
-        for part in (part for part in PARTS if part != "shared" or (root / part).is_dir()):
-            for name in add_tree(tar, root / part, part, skip=SKIP.__contains__):
+        for part in (part for part in PARTS if part != "shared" or parts[part].is_dir()):
+            for name in add_tree(tar, parts[part], part, skip=SKIP.__contains__):
                 print(
                     f"quickjh-backup: left out (too deep or long a path, or held by a lease): {name}", file=sys.stderr
                 )
-        if (root / DB).exists():
+        db = parts["state"] / Path(DB).name
+        if db.exists():
             snapshot = Path(tmp) / "jupyterhub.sqlite"
-            copy_db(root / DB, snapshot)
+            copy_db(db, snapshot)
             tar.add(snapshot, DB)
     partial.rename(archive)
 
@@ -99,6 +105,10 @@ def restore(archive: Path, root: Path = ROOT) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
+    if argv in (["scheduled"], ["schedule"]):  # quickjh.schedule: one scheduled backup now, or the loop
+        from quickjh import schedule
+
+        sys.exit(schedule.run_once() if argv == ["scheduled"] else schedule.loop())
     commands = {
         "create": create,
         "restore": restore,

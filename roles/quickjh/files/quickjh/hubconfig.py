@@ -6,6 +6,7 @@ quickjh.spawners.NAME, chosen by name; it sets what only that mode needs."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -26,7 +27,12 @@ def configure(c, settings: dict, state: Path) -> None:
     set_servers(c, settings)
     set_sharing(c, settings)
     set_spawner(c, settings)
-    c.JupyterHub.template_vars = {**c.JupyterHub.template_vars, "quickjh_login": settings["auth"]["kind"]}
+    set_usage(c, settings)
+    c.JupyterHub.template_vars = {
+        **c.JupyterHub.template_vars,
+        "quickjh_login": settings["auth"]["kind"],
+        "quickjh_usage_url": f"{settings['base_url']}services/usage/",
+    }
 
 
 def set_address(c, settings: dict) -> None:
@@ -126,6 +132,32 @@ def set_sharing(c, settings: dict) -> None:
     c.JupyterHub.extra_user_scopes = list(SHARING_SCOPES)
     c.Spawner.oauth_client_allowed_scopes = list(SHARE_DIALOG_SCOPES)
     c.Spawner.args = [*SHARING_SERVER_ARGS]
+
+
+USAGE_URL = "http://127.0.0.1:82"  # a port below 1024: root's alone in the hub's container
+
+
+def set_usage(c, settings: dict) -> None:
+    """The admins' usage page, a service the hub starts (/services/usage/: only the admin role may open a service
+    by default), and with quickjh_metrics_token a Prometheus scraper's token that reads /hub/metrics and nothing
+    else; each user's figures join the hub's own there (quickjh.usage.Gauges)."""
+    c.JupyterHub.services.append(
+        {
+            "name": "usage",
+            "url": USAGE_URL,
+            "command": ["/usr/local/sbin/quickjh-usage", "serve"],
+            "environment": {"QUICKJH_STATE": os.environ.get("QUICKJH_STATE", "")},
+            "oauth_no_confirm": True,
+            "display": True,
+        }
+    )
+    token = settings["secrets"].get("metrics_token", "")
+    if token:
+        c.JupyterHub.services.append({"name": "prometheus", "api_token": token})
+        c.JupyterHub.load_roles.append({"name": "metrics", "scopes": ["read:metrics"], "services": ["prometheus"]})
+    from quickjh.usage import register_gauges
+
+    register_gauges()
 
 
 def set_spawner(c, settings: dict) -> None:

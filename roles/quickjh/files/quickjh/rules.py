@@ -19,6 +19,7 @@ CRYPT_HASH = re.compile(r"\$(y|gy|7|2[abxy]|6|5)\$[./A-Za-z0-9$=,]{8,}")
 RESERVED = frozenset({
     "_apt", "adm", "audio", "backup", "bin", "cdrom", "daemon", "dialout", "dip", "disk", "fax", "floppy", "games",
     "irc", "jupyterhub", "jupyterhub-users", "kmem", "list", "lp", "mail", "man", "messagebus", "news", "nobody",
+    "services",  # with quickjh_subdomain_host, services.HOST is the hub's services' origin
     "nogroup", "operator", "plugdev", "proxy", "root", "sasl", "shadow", "src", "staff", "sudo", "sync", "sys",
     "systemd-network", "systemd-timesync", "tape", "tty", "users", "utmp", "uucp", "video", "voice", "www-data"
 })

@@ -3,6 +3,8 @@ hub, apply, set up the shared folders, save the accounts; answer the report the 
 
 from __future__ import annotations
 
+import datetime
+import json
 import time
 import urllib.error
 from urllib.parse import urlsplit
@@ -65,6 +67,36 @@ def certificate_line(found: dict, hub: str) -> str:
     if found["due"]:
         line += f", due and not renewed: WARNING ({found['renewed by']} renews it; docker logs {hub})"
     return line
+
+
+def operations_lines(settings: dict, now: datetime.datetime | None = None) -> str:
+    """What the report says of the disk (quickjh-usage's last sample) and of the scheduled backups."""
+    from quickjh.schedule import due, read_status
+
+    now = now or datetime.datetime.now(datetime.UTC)
+    out = ""
+    try:
+        usage = json.loads((state_dir() / "usage" / "now.json").read_text())
+    except (OSError, ValueError):
+        usage = {}
+    for name, fs in usage.get("disk", {}).items():
+        if fs.get("warn"):
+            out += (
+                f". WARNING: {name} ({fs['path']}) is {fs['percent']}% full; biggest homes: "
+                f"{', '.join(usage.get('biggest_homes', []))}"
+            )
+    schedule = settings.get("backup", {}).get("schedule", [])
+    if schedule:
+        status = read_status()
+        # two scheduled times without a success: the one before the latest due time
+        expected = due(schedule, due(schedule, now) - datetime.timedelta(seconds=1))
+        if status.get("error"):
+            out += f". WARNING: the last scheduled backup failed: {status['error']}"
+        elif status.get("last_success"):
+            out += f". Last scheduled backup: {status['last_success']} ({status.get('archive', '')})"
+            if status["last_success"] < expected.strftime("%Y-%m-%dT%H:%M:%SZ"):
+                out += ": WARNING, older than two scheduled times"
+    return out
 
 
 def answering_hub_users(wait: float = 60) -> dict[str, bool]:
@@ -139,6 +171,7 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
         out["changed"] = out["changed"] or bool(made)
     for line in watchdog_restarts():
         out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
+    out["msg"] += operations_lines(settings)
     out["certificates"] = certificates(settings)
     out["msg"] += "".join(certificate_line(c, settings["hub"]) for c in out["certificates"])
     if taken:
