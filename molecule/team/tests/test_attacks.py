@@ -51,8 +51,14 @@ def test_a_users_own_passwd_holding_the_account_files_lock_holds_no_account_chan
     printed = login("user2").terminal("passwd")  # a non-admin's passwd cannot even start: no new privileges
     assert "change your password on the hub's page" in printed and printed.endswith("[exit 1]"), printed
     admin = login("admin")
+    # The kernel stays up while the run goes: ending it would hang up passwd's terminal, which lets go of the lock
+    with admin.kernel(timeout=900) as execute:
+        attack_while_the_run_goes(execute, passwords, base_users, user, hub)
+
+
+def attack_while_the_run_goes(execute, passwords, base_users, user, hub):
     try:
-        printed = admin.run(HOLD_THE_LOCK.format(old=passwords["admin"], new="Adm1n-team-pw-2"), timeout=900)
+        printed = execute(HOLD_THE_LOCK.format(old=passwords["admin"], new="Adm1n-team-pw-2"))
         assert printed.startswith("caught"), printed
         caught_pid = printed.split()[1]
         # The next run adds carol and changes user1's password: the stopped passwd is ended, the rest applies.
