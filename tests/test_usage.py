@@ -141,3 +141,55 @@ def test_the_run_warns_of_a_full_disk_and_of_a_failed_or_missing_backup(tmp_path
     assert "older than two scheduled times" in sync.operations_lines({"backup": {"schedule": ["03:00"]}}, now)
     (tmp_path / "backup-status.json").write_text(json.dumps({"last_success": "2026-12-06T03:00:05Z"}))
     assert "WARNING" not in sync.operations_lines({"backup": {"schedule": ["03:00"]}}, now).split("93.0%")[-1]
+
+
+def test_the_page_server_answers_and_sends_a_visitor_to_the_hubs_login(tmp_path):
+    """quickjh-usage serve, as the hub starts it: it answers (the hub waits for it before routing anything) and
+    sends a visitor with no login to the hub's OAuth page."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(
+        os.environ,
+        JUPYTERHUB_SERVICE_PREFIX="/services/usage/",
+        JUPYTERHUB_SERVICE_URL=f"http://127.0.0.1:{port}",
+        JUPYTERHUB_API_TOKEN="t" * 32,
+        JUPYTERHUB_API_URL="http://127.0.0.1:9/hub/api",
+        JUPYTERHUB_CLIENT_ID="service-usage",
+        JUPYTERHUB_OAUTH_CALLBACK_URL="/services/usage/oauth_callback",
+        JUPYTERHUB_BASE_URL="/",
+        JUPYTERHUB_HOST="",
+        QUICKJH_STATE=str(tmp_path),
+    )
+    files = os.path.join(os.path.dirname(__file__), "..", "roles", "quickjh", "files")
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from quickjh import usage; sys.exit(usage.main(['serve']))"],
+        env=dict(env, PYTHONPATH=files),
+    )
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args):
+            return None
+
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.build_opener(NoRedirect).open(f"http://127.0.0.1:{port}/services/usage/", timeout=2)
+                pytest.fail("a visitor with no login got the page")
+            except urllib.error.HTTPError as answer:
+                assert answer.code == 302 and "/hub/api/oauth2/authorize" in answer.headers["Location"]
+                break
+            except (urllib.error.URLError, TimeoutError):
+                assert time.monotonic() < deadline and server.poll() is None, "quickjh-usage serve never answered"
+                time.sleep(0.2)
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -440,9 +440,9 @@ def serve() -> None:
         [(prefix, Page), (prefix + "api", Api), (prefix + "oauth_callback", HubOAuthCallbackHandler)],
         cookie_secret=os.urandom(32),
     )
-    app.listen(url.port, url.hostname)
 
     async def forever() -> None:
+        app.listen(url.port, url.hostname)  # on the loop asyncio.run made: one made before it would never run
         await asyncio.Event().wait()
 
     asyncio.run(forever())
