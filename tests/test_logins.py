@@ -170,3 +170,22 @@ def test_with_a_provider_an_admin_by_group_stays_admin_and_the_list_makes_or_unm
     users = [{"name": "ann"}, {"name": "bob", "admin": True}, {"name": "cy"}]
     known = {"ann": True, "bob": False, "cy": True}
     assert plan_hub(users, known, frozenset({"ann"})) == {"bob": "admin", "cy": "not admin"}
+
+
+def test_the_secrets_file_is_locked_the_way_liboath_locks_it(tmp_path):
+    """liboath makes users.oath.lock exclusively and refuses every code while one is there: the sync takes the same
+    lock, leaves none behind, waits for a fresh one and removes a stale one."""
+    import os
+    import time
+    from pathlib import Path
+
+    users = tmp_path / "otp" / "users.oath"
+    otp.keep_secrets(["ana"], users)
+    assert users.read_text().split("\t")[1] == "ana" and not Path(f"{users}.lock").exists()
+    lock = Path(f"{users}.lock")
+    lock.touch()  # a login's liboath holds it
+    with pytest.raises(TimeoutError), otp.locked_file(users, wait=0.3):
+        pass
+    os.utime(lock, (time.time() - 120, time.time() - 120))  # left by a writer killed long ago
+    otp.keep_secrets(["ana", "ben"], users)
+    assert not lock.exists() and "ben" in users.read_text()

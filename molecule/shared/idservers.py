@@ -113,7 +113,8 @@ class LDAPServer:
         )
         self.folder = folder
         script = (
-            "set -e; install -d -o openldap -g openldap -m 700 /etc/ldap/tls; install -d -o openldap -g openldap /run/slapd; "
+            "set -e; install -d -o openldap -g openldap -m 700 /etc/ldap/tls; "
+            "install -d -o openldap -g openldap /run/slapd; "  # made by an init script elsewhere: ldapi's socket
             "slapd -h 'ldap:/// ldapi:///' -u openldap -g openldap; "
             "until ldapsearch -Q -Y EXTERNAL -H ldapi:/// -b cn=config -s base >/dev/null 2>&1; do sleep 0.2; done; "
             f"ldapadd -x -H ldapi:/// -D {ADMIN_DN} -w {ADMIN_PASSWORD} -f /ids/people.ldif >/dev/null; "

@@ -107,7 +107,7 @@ class TestOpenIDConnect:
             page.goto(f"{hub_url}/hub/login")
             page.get_by_text("the test provider").click()  # "Sign in with the test provider"
             page.locator("#subject-input").fill("id-olga")  # the provider's own login form
-            page.get_by_role("button", name="Authorize").click()
+            page.get_by_role("button", name="Authorize", exact=True).click()  # not the known subjects' buttons
             page.wait_for_url(re.compile(r"/user/olga/"))
             page.locator("#jp-main-dock-panel").wait_for(timeout=180_000)
             me = page.evaluate("async u => (await fetch(u)).json()", f"{hub_url}/hub/api/user")

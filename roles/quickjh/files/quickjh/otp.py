@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import os
 import secrets
 import tempfile
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,12 +22,30 @@ def users_file() -> Path:
 
 
 @contextlib.contextmanager
-def locked_file(path: Path):
-    """pam_oath's own lock (PATH.lock) while the file is read and written: a login's rewrite is never lost."""
+def locked_file(path: Path, wait: float = 10, stale: float = 60):
+    """pam_oath's own lock while the file is read and written, so that a login's rewrite is never lost: liboath
+    (2.6.12) makes PATH.lock exclusively and removes it after, and refuses every code while one is there. A lock
+    left older than `stale` seconds (a writer killed while holding it; liboath holds it for milliseconds) is
+    removed."""
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    with open(f"{path}.lock", "a") as lock:
-        fcntl.lockf(lock, fcntl.LOCK_EX)
+    lock = Path(f"{path}.lock")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+            break
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - lock.lstat().st_mtime > stale:
+                    lock.unlink()
+                    continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{lock} is held") from None
+            time.sleep(0.05)
+    try:
         yield
+    finally:
+        lock.unlink()
 
 
 def keep_secrets(wanted: list[str], path: Path | None = None) -> dict[str, str]:
