@@ -1,9 +1,9 @@
-"""Real identity servers on this machine for the login tests, in containers of one image built from the local base
-image (no registry): an OpenID Connect provider (oidc-provider-mock from PyPI, in a venv: a real login form, its
+"""Real servers on this machine for the tests, in containers of one image built from the local base image (no
+registry): an OpenID Connect provider (oidc-provider-mock from PyPI, in a venv: a real login form, its
 discovery document, tokens, userinfo, refresh tokens; a person's claims replaced live with PUT /users/SUB) and
 Debian's slapd with StartTLS under a CA made here (people and groups from an LDIF, groups changed live with
-ldapmodify). Both are on Docker's default bridge, reached at their container's address by the hub (same bridge),
-by the tests and by Chromium."""
+ldapmodify), and an SSH server that takes scheduled backups (the data scenario). All are on Docker's default bridge,
+reached at their container's address by the hub (same bridge), by the tests and by Chromium."""
 
 from __future__ import annotations
 
@@ -41,7 +41,8 @@ RUN echo 'slapd slapd/no_configuration boolean false' > /tmp/seed \\
  && echo 'slapd slapd/password2 password {ADMIN_PASSWORD}' >> /tmp/seed \\
  && apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debconf-utils \\
  && debconf-set-selections /tmp/seed \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends slapd ldap-utils python3-venv \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \\
+    slapd ldap-utils openssh-server python3-venv \\
  && apt-get clean && rm -rf /var/lib/apt/lists/* /tmp/seed \\
  && python3 -m venv /opt/oidc \\
  && PIP_CERT=/tmp/host-ca.crt /opt/oidc/bin/pip install -q --no-cache-dir oidc-provider-mock==0.4.8 \\
@@ -207,3 +208,32 @@ def wait(ready, container, timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(container.logs(tail=30).decode(errors="replace"))
         time.sleep(0.5)
+
+
+class SSHTarget:
+    """sshd with a user `backup` who logs in with the given public key alone and keeps what is copied to them in
+    ~/archives; known_hosts() is the line a client needs to trust this server's key."""
+
+    def __init__(self, folder: Path, public_key: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "authorized_keys").write_text(public_key)
+        script = (
+            "set -e; ssh-keygen -A >/dev/null; install -d /run/sshd; useradd -m backup; "
+            "install -d -o backup -m 700 /home/backup/.ssh /home/backup/archives; "
+            "install -o backup -m 600 /ids/authorized_keys /home/backup/.ssh/authorized_keys; "
+            "exec /usr/sbin/sshd -D -e -o PasswordAuthentication=no"
+        )
+        self.container = run("quickjh-test-ssh", ["sh", "-c", script], folder)
+        self.address = address(self.container)
+        wait(lambda: self.container.exec_run(["test", "-d", "/home/backup/archives"]).exit_code == 0, self.container)
+
+    def known_hosts(self) -> str:
+        key = self.container.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).output.decode().split()[:2]
+        return f"{self.address} {' '.join(key)}\n"
+
+    def files(self) -> dict[str, int]:
+        listed = self.container.exec_run(["sh", "-c", "cd /home/backup/archives && stat -c '%n %s' * 2>/dev/null"])
+        return {name: int(size) for name, size in (line.split() for line in listed.output.decode().splitlines())}
+
+    def remove(self) -> None:
+        self.container.remove(force=True)

@@ -13,12 +13,16 @@ import docker
 import pytest
 import requests
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hubclient import HubUser
 from hubfixtures import converge, project_playbook
+from idservers import SSHTarget, build
 
 ROLE_DEFAULTS = Path(__file__).resolve().parents[3] / "roles/quickjh/defaults/main.yml"
 NEW_VERSION = yaml.safe_load(ROLE_DEFAULTS.read_text())["quickjh_jupyterhub_version"]
+BASE_IMAGE = yaml.safe_load(ROLE_DEFAULTS.read_text())["quickjh_base_image"]
 # The newest (role default) version from here on; converge() with no options would go back to the old one.
 NEW = ("-e", f"quickjh_jupyterhub_version={NEW_VERSION}")
 USER2_PASSWORD = "us3r2-own-pw"  # set in a terminal, not in the inventory: only the saved accounts know it
@@ -170,14 +174,46 @@ def test_backup_while_the_hub_runs_holds_homes_state_and_config(client, settings
     db.unlink()
 
 
-def test_the_hub_backs_itself_up_on_its_schedule_keeps_the_newest_and_the_drill_restores_one(client, hub, settings):
+@pytest.fixture()
+def ssh_target(settings):
+    """A real SSH server (the test servers' image) that takes the scheduled archives, a key for it and its
+    known_hosts line, as the inventory would give them."""
+    folder = Path(settings["test_dir"]) / "ssh-target"
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ed25519.Ed25519PrivateKey.generate()
+    (folder / "id").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    print(f"\ntest servers' image: {build(BASE_IMAGE):.1f} s")
+    target = SSHTarget(folder / "server", public.decode() + "\n")
+    (folder / "known_hosts").write_text(target.known_hosts())
+    copy = {
+        "quickjh_backup_ssh_target": f"backup@{target.address}:archives/",
+        "quickjh_backup_ssh_key": str(folder / "id"),
+        "quickjh_backup_ssh_known_hosts": str(folder / "known_hosts"),
+    }
+    try:
+        yield target, copy
+    finally:
+        target.remove()
+
+
+def test_the_hub_backs_itself_up_on_its_schedule_keeps_the_newest_and_the_drill_restores_one(
+    client, hub, settings, ssh_target
+):
     folder = Path(settings["quickjh_backup_dir"])
-    schedule = ("-e", json.dumps({"quickjh_backup_schedule": "every 1m", "quickjh_backup_keep": 2}))
+    target, copy = ssh_target
+    schedule = ("-e", json.dumps({"quickjh_backup_schedule": "every 1m", "quickjh_backup_keep": 2, **copy}))
     converge(*NEW, *schedule)
     deadline = time.monotonic() + 150  # the first at the next whole minute after the hub started
     while not list(folder.glob("*-auto-*.tar.gz")):
         assert time.monotonic() < deadline, "no scheduled backup"
         time.sleep(3)
+    first = next(folder.glob("*-auto-*.tar.gz"))
+    while target.files().get(first.name) != first.stat().st_size:  # copied whole over SSH, with the key alone
+        assert time.monotonic() < deadline + 60, f"{first.name} not copied: {target.files()}"
+        time.sleep(1)
     for _ in range(2):  # two more, as the schedule would make them
         time.sleep(1.1)
         assert hub().exec_run(["quickjh-backup", "scheduled"]).exit_code == 0
