@@ -13,6 +13,7 @@ import pytest
 import websocket
 
 from browser_check import chromium, log_in
+from hubfixtures import converge_users
 
 ARTIFACTS = Path("/tmp/quickjh-browser")
 NOTEBOOK = "together.ipynb"
@@ -134,3 +135,17 @@ def test_two_people_edit_one_notebook_at_once_and_see_each_others_edits_and_name
         print(f"user2's browser refused {time.monotonic() - revoked:.1f} s after the revoke")
         assert status == 403
     owner.server_api("DELETE", f"/contents/{NOTEBOOK}")
+
+
+def test_a_removed_user_leaves_no_share_they_held_or_received(owner, login, base_users):
+    visitor = login("user2")
+    share(owner, user="user2")  # user2 received one
+    share(visitor, user="user1")  # and gave one
+    others = [u for u in base_users if u["name"] != "user2"]
+    converge_users([*others, {"name": "user2", "state": "absent"}])  # user2 removed by the list
+    try:
+        assert owner.hub_api("GET", "/shares/user1/").json()["items"] == []
+        assert owner.hub_api("GET", "/users/user1/shared").json()["items"] == []
+    finally:
+        converge_users(base_users)  # back, with their kept home
+    assert login("user2", start=False).open_server("user1").status_code == 403  # nothing came back with them
