@@ -238,6 +238,9 @@ def test_every_spawner_mode_of_the_role_is_a_module_with_configure():
     assert {"local": local_mode, "docker": docker_mode}.keys() == set(modes)
     for module in (local_mode, docker_mode):
         assert callable(module.configure)
+    from quickjh import usage
+
+    assert usage.SAMPLERS.keys() == set(modes)  # the usage page samples every mode, each its own way
 
 
 def test_the_usage_page_is_a_service_on_a_port_only_root_may_take_and_metrics_have_a_read_only_token(state):

@@ -277,6 +277,10 @@ def sample(sampler, settings: dict, homes: dict[str, int], started: float) -> di
     }
 
 
+# Each spawner mode's sampler, by the mode's name.
+SAMPLERS = {"local": lambda settings: Processes(), "docker": lambda settings: Containers(settings["hub"])}
+
+
 def remember(now: dict, history: list[dict]) -> list[dict]:
     """One point a minute, six hours: the time, and each user's memory and CPU."""
     point = {"at": now["at"], "users": {n: [u["memory"], u["cpu"]] for n, u in now["users"].items() if u["memory"]}}
@@ -289,7 +293,7 @@ def collect() -> None:
     """The collector's loop (quickjh-start keeps it running beside the hub)."""
     os.nice(10)
     settings = deployment.load()
-    sampler = Containers(settings["hub"]) if settings["spawner"] == "docker" else Processes()
+    sampler = SAMPLERS[settings["spawner"]](settings)  # a mode with no sampler fails here, named, at start
     started, homes_at = time.monotonic(), 0.0
     history = read(folder() / "history.json", [])
     while True:
