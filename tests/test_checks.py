@@ -104,6 +104,14 @@ def test_every_problem_is_reported_at_once():
 
 
 BAD_SETTINGS = [
+    (
+        {
+            "quickjh_tls": "acme",
+            "quickjh_tls_names": ["hub.example.org"],
+            "quickjh_subdomain_host": "https://hub.example.org",
+        },
+        "quickjh_subdomain_host with quickjh_tls acme: each user's NAME.host",
+    ),
     ({"quickjh_subdomain_host": "hub.example.org"}, "quickjh_subdomain_host: 'hub.example.org' is not the hub's"),
     ({"quickjh_subdomain_host": "https://10.0.0.1:8000"}, "is not the hub's address"),
     ({"quickjh_subdomain_host": "https://hub.example.org/jupyter/"}, "is not the hub's address"),

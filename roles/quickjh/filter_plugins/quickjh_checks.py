@@ -212,6 +212,12 @@ def acme_problems(v: dict) -> list[str]:
     bundle = text(v["quickjh_acme_ca_bundle"])
     if bundle and not Path(bundle).is_file():
         out.append(f"quickjh_acme_ca_bundle: {bundle} is not a file on the controller")
+    if text(v["quickjh_subdomain_host"]):
+        out.append(
+            "quickjh_subdomain_host with quickjh_tls acme: each user's NAME.host would need a certificate of its "
+            "own, and the HTTP-01 challenge cannot give the wildcard *.host; bring a wildcard certificate "
+            "(quickjh_tls files) or leave quickjh_subdomain_host empty"
+        )
     return out
 
 
