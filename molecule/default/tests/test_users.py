@@ -25,6 +25,7 @@ def test_a_new_user_logs_in_and_runs_code(base_users, user):
     users = base_users + [{"name": "user2", "password": "user2-first-pw"}]
     result = converge_users(users)
     assert "user2: created" in sync_report(result)
+    assert "RUNNING HANDLER [quickjh : Restart the hub]" not in result.stdout  # everyone's kernels go on
     user2 = user("user2")
     user2.login("user2-first-pw")
     user2.start_server()
