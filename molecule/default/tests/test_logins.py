@@ -14,6 +14,7 @@ import struct
 import time
 from pathlib import Path
 
+import docker
 import pytest
 import yaml
 
@@ -161,6 +162,28 @@ class TestOpenIDConnect:
         olga = oidc_login(hub_url, verify, "id-olga")
         olga.start_server()
         assert olga.run("print(open('kept.txt').read())").strip() == "mine" and olga.whoami()[1] == uid
+
+    def test_the_client_secret_reaches_the_hub_alone_and_a_new_one_is_never_shown(self, oidc, hub_url, verify, hub):
+        _, extra = oidc
+        rotated = dict(extra, quickjh_oauth_client_secret="rotated-s3cret-of-the-test")
+        shown = converge("--diff", "-e", json.dumps(rotated))  # a new secret, as from the vault: the hub restarts
+        try:
+            assert hub().exec_run(["grep", "-rqs", "rotated-s3cret-of-the-test", "/etc/quickjh"]).exit_code == 0
+            oscar = oidc_login(hub_url, verify, "id-oscar")  # logins go on with the new secret
+            oscar.start_server()
+            environment = oscar.run("import os; print(dict(os.environ))")
+            image = docker.from_env().images.get(hub().image.id)
+            for where, text in (
+                ("the run's output with --diff", shown.stdout + shown.stderr),
+                ("docker inspect", json.dumps(hub().attrs)),
+                ("the hub's logs", hub().logs().decode(errors="replace")),
+                ("the image's history", json.dumps(image.history())),
+                ("a user's environment", environment),
+            ):
+                for secret in ("client-s3cret-of-the-test", "rotated-s3cret-of-the-test"):
+                    assert secret not in text, f"{secret} in {where}"
+        finally:
+            switch(extra)
 
 
 # --- LDAP ----------------------------------------------------------------------------------------------------------
