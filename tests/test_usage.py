@@ -133,6 +133,7 @@ def test_the_run_warns_of_a_full_disk_and_of_a_failed_or_missing_backup(tmp_path
     now = datetime.datetime(2026, 12, 6, 10, 0, tzinfo=datetime.UTC)
     said = sync.operations_lines({"backup": {"schedule": ["03:00"]}}, now)
     assert "WARNING: homes (/home) is 93.0% full; biggest homes: ann, bob" in said
+    assert "No scheduled backup has run yet" in said  # just scheduled: said, not yet a warning
     (tmp_path / "backup-status.json").write_text(json.dumps({"error": "no space left"}))
     assert "WARNING: the last scheduled backup failed: no space left" in sync.operations_lines(
         {"backup": {"schedule": ["03:00"]}}, now

@@ -96,6 +96,8 @@ def operations_lines(settings: dict, now: datetime.datetime | None = None) -> st
             out += f". Last scheduled backup: {status['last_success']} ({status.get('archive', '')})"
             if status["last_success"] < expected.strftime("%Y-%m-%dT%H:%M:%SZ"):
                 out += ": WARNING, older than two scheduled times"
+        else:  # just scheduled (the next runs warn once two scheduled times pass without one)
+            out += ". No scheduled backup has run yet"
     return out
 
 
