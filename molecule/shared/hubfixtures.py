@@ -3,10 +3,12 @@ run again. Each scenario's tests/conftest.py loads it with `pytest_plugins`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -150,3 +152,30 @@ def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:
 def converge_users(users: list[dict], *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
     """Run the role with this quickjh_users list instead of the scenario's."""
     return converge("-e", json.dumps({"quickjh_users": users}), *extra, ok=ok)
+
+
+# --- who uses what (quickjh-usage): what the tests make a user do, and the collector's next sample ----------------
+
+
+def next_sample(hub, timeout: float = 75) -> dict:
+    """The usage collector's next sample (every 30 s)."""
+    before = json.loads(hub().exec_run(["quickjh-usage", "--json"]).output).get("at")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = json.loads(hub().exec_run(["quickjh-usage", "--json"]).output)
+        if now.get("at") != before:
+            return now
+        time.sleep(2)
+    raise TimeoutError("no new sample")
+
+
+@contextlib.contextmanager
+def busy(person: HubUser, hub):
+    """The person holds 300 MB in a running kernel and has written 50 MB into their home; yields the collector's
+    next sample, with the homes measured. The file goes after (by root: the person's session may be gone)."""
+    with person.kernel() as execute:
+        execute("held = bytearray(300 * 1024 * 1024)\nfor i in range(0, len(held), 4096): held[i] = 1")
+        execute("open('fifty.bin', 'wb').write(b'x' * 50 * 1024 * 1024)")
+        hub().exec_run(["quickjh-usage", "homes"])
+        yield next_sample(hub)
+    hub().exec_run(["rm", "-f", f"/home/{person.name}/notebook/fifty.bin"])

@@ -13,50 +13,32 @@ import pytest
 import requests
 
 from browser_check import chromium, log_in
-from hubfixtures import converge
+from hubfixtures import busy, converge, next_sample
 
 ROOT = Path(__file__).resolve().parents[3]
 MB = 1024 * 1024
 
 
-def next_sample(hub, timeout: float = 75) -> dict:
-    """The collector's next sample (every 30 s)."""
-    before = json.loads(hub().exec_run(["quickjh-usage", "--json"]).output).get("at")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        now = json.loads(hub().exec_run(["quickjh-usage", "--json"]).output)
-        if now.get("at") != before:
-            return now
-        time.sleep(2)
-    raise TimeoutError("no new sample")
-
-
 @pytest.fixture(scope="module")
-def busy(login, hub):
+def made_busy(login, hub):
     """user1 holds 300 MB in a running kernel and has written 50 MB into their home."""
-    user1 = login("user1")
-    with user1.kernel() as execute:
-        execute("held = bytearray(300 * 1024 * 1024)\nfor i in range(0, len(held), 4096): held[i] = 1")
-        execute("open('fifty.bin', 'wb').write(b'x' * 50 * 1024 * 1024)")
-        hub().exec_run(["quickjh-usage", "homes"])
-        yield next_sample(hub)
-    # the hub may have been re-created since (the small homes' test): user1's old session is gone with it
-    hub().exec_run(["rm", "-f", "/home/user1/notebook/fifty.bin"])
+    with busy(login("user1"), hub) as sample:
+        yield sample
 
 
-def test_the_figures_are_what_the_user_did_and_cost_the_collector_little(busy):
-    user1 = busy["users"]["user1"]
+def test_the_figures_are_what_the_user_did_and_cost_the_collector_little(made_busy):
+    user1 = made_busy["users"]["user1"]
     print(
         f"\nuser1: memory {user1['memory'] / MB:.0f} MB, home {user1['home'] / MB:.0f} MB; "
-        f"collector {busy['collector']}"
+        f"collector {made_busy['collector']}"
     )
     assert user1["running"] and user1["since"]
     assert 300 * MB <= user1["memory"] < 600 * MB and user1["peak"] >= user1["memory"]
     assert user1["home"] >= 50 * MB
-    assert busy["collector"]["share_of_a_core"] < 0.01
+    assert made_busy["collector"]["share_of_a_core"] < 0.01
 
 
-def test_the_page_is_for_admins_and_shows_each_user_with_charts(busy, login):
+def test_the_page_is_for_admins_and_shows_each_user_with_charts(made_busy, login):
     admin, user1 = login("admin", start=False), login("user1", start=False)
     page = admin.http.get(f"{admin.base}/services/usage/", timeout=30)
     assert page.status_code == 200 and "user1" in page.text and "<svg" in page.text
@@ -66,12 +48,12 @@ def test_the_page_is_for_admins_and_shows_each_user_with_charts(busy, login):
     assert "services/usage/" in admin.http.get(f"{admin.base}/hub/admin", timeout=30).text  # the admin page's link
 
 
-def test_the_host_command_prints_the_table(busy, hub):
+def test_the_host_command_prints_the_table(made_busy, hub):
     table = hub().exec_run(["quickjh-usage"]).output.decode()
     assert "user1" in table and "since" in table and "disk homes" in table
 
 
-def test_metrics_need_the_scrapers_token_which_reads_nothing_else(busy, hub_url, verify, login):
+def test_metrics_need_the_scrapers_token_which_reads_nothing_else(made_busy, hub_url, verify, login):
     token = (ROOT / "molecule/shared/credentials/instance/metrics-token").read_text().strip()
     bearer = {"Authorization": f"Bearer {token}"}
     scraped = requests.get(f"{hub_url}/hub/metrics", headers=bearer, timeout=30, verify=verify)
@@ -85,7 +67,7 @@ def test_metrics_need_the_scrapers_token_which_reads_nothing_else(busy, hub_url,
     ).status_code == 403
 
 
-def test_in_chromium_the_admin_opens_the_usage_page_from_the_admin_page(busy, hub_url, passwords):
+def test_in_chromium_the_admin_opens_the_usage_page_from_the_admin_page(made_busy, hub_url, passwords):
     with chromium() as browser:
         page = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800}).new_page()
         page.set_default_timeout(120_000)
