@@ -211,28 +211,32 @@ def wait(ready, container, timeout: float = 60) -> None:
 
 
 class SSHTarget:
-    """sshd with a user `backup` who logs in with the given public key alone and keeps what is copied to them in
-    ~/archives; known_hosts() is the line a client needs to trust this server's key."""
+    """sshd with a user `keeper` (Debian's base already has `backup`) who logs in with the given public key alone and
+    keeps what is copied to them in ~/archives; known_hosts() is the line a client needs to trust this server."""
 
     def __init__(self, folder: Path, public_key: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "authorized_keys").write_text(public_key)
         script = (
-            "set -e; ssh-keygen -A >/dev/null; install -d /run/sshd; useradd -m backup; "
-            "install -d -o backup -m 700 /home/backup/.ssh /home/backup/archives; "
-            "install -o backup -m 600 /ids/authorized_keys /home/backup/.ssh/authorized_keys; "
+            "set -e; ssh-keygen -A >/dev/null; install -d /run/sshd; useradd -m keeper; "
+            "install -d -o keeper -m 700 /home/keeper/.ssh /home/keeper/archives; "
+            "install -o keeper -m 600 /ids/authorized_keys /home/keeper/.ssh/authorized_keys; "
             "exec /usr/sbin/sshd -D -e -o PasswordAuthentication=no"
         )
         self.container = run("quickjh-test-ssh", ["sh", "-c", script], folder)
-        self.address = address(self.container)
-        wait(lambda: self.container.exec_run(["test", "-d", "/home/backup/archives"]).exit_code == 0, self.container)
+        try:
+            self.address = address(self.container)
+            wait(lambda: self.container.exec_run(["test", "-d", "/home/keeper/archives"]).exit_code == 0, self.container)
+        except BaseException:
+            self.remove()  # a server that did not start leaves nothing (the image stays removable)
+            raise
 
     def known_hosts(self) -> str:
         key = self.container.exec_run(["cat", "/etc/ssh/ssh_host_ed25519_key.pub"]).output.decode().split()[:2]
         return f"{self.address} {' '.join(key)}\n"
 
     def files(self) -> dict[str, int]:
-        listed = self.container.exec_run(["sh", "-c", "cd /home/backup/archives && stat -c '%n %s' * 2>/dev/null"])
+        listed = self.container.exec_run(["sh", "-c", "cd /home/keeper/archives && stat -c '%n %s' * 2>/dev/null"])
         return {name: int(size) for name, size in (line.split() for line in listed.output.decode().splitlines())}
 
     def remove(self) -> None:

@@ -189,7 +189,7 @@ def ssh_target(settings):
     target = SSHTarget(folder / "server", public.decode() + "\n")
     (folder / "known_hosts").write_text(target.known_hosts())
     copy = {
-        "quickjh_backup_ssh_target": f"backup@{target.address}:archives/",
+        "quickjh_backup_ssh_target": f"keeper@{target.address}:archives/",
         "quickjh_backup_ssh_key": str(folder / "id"),
         "quickjh_backup_ssh_known_hosts": str(folder / "known_hosts"),
     }
