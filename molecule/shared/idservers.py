@@ -226,7 +226,8 @@ class SSHTarget:
         self.container = run("quickjh-test-ssh", ["sh", "-c", script], folder)
         try:
             self.address = address(self.container)
-            wait(lambda: self.container.exec_run(["test", "-d", "/home/keeper/archives"]).exit_code == 0, self.container)
+            ready = ["test", "-d", "/home/keeper/archives"]
+            wait(lambda: self.container.exec_run(ready).exit_code == 0, self.container)
         except BaseException:
             self.remove()  # a server that did not start leaves nothing (the image stays removable)
             raise
