@@ -227,7 +227,7 @@ def test_the_hub_backs_itself_up_on_its_schedule_keeps_the_newest_and_the_drill_
     refused = project_playbook("restore-drill.yml", "-e", "quickjh_container_name=quickjh-test-data", ok=False)
     assert refused.returncode != 0 and "names its scratch hub itself" in refused.stdout + refused.stderr
     drilled = " ".join(
-        project_playbook("restore-drill.yml", drop=(*names, "quickjh_port", "quickjh_build_dir")).stdout.split()
+        project_playbook("restore-drill.yml", *NEW, drop=(*names, "quickjh_port", "quickjh_build_dir")).stdout.split()
     )
     print(f"\nthe restore drill: {time.monotonic() - started:.0f} s")
     assert "The drill of" in drilled and "passed" in drilled, drilled[-2000:]
