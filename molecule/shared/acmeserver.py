@@ -7,7 +7,6 @@ it, as a site trusts a private CA's bundle); the certificates it issues chain to
 
 from __future__ import annotations
 
-import datetime
 import io
 import json
 import ssl
@@ -17,9 +16,8 @@ from pathlib import Path
 
 import docker
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+
+from testca import issue
 
 IMAGE = "quickjh-test:pebble"  # a tag of the shared test image's name: make test removes it with the rest
 NAME = "quickjh-test-pebble"
@@ -31,56 +29,13 @@ def gateway() -> str:
     return docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
 
 
-def private_ca(folder: Path, address: str) -> Path:
-    """A CA of the test's own, and a certificate for pebble's API at address; returns the CA's PEM (the bundle the
-    hub trusts for the directory, as quickjh_acme_ca_bundle)."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "quickjh test ACME directory CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    import ipaddress
-
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "pebble")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address)), x509.DNSName("pebble")]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    pem = serialization.Encoding.PEM
-    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (folder / "api.pem").write_bytes(leaf.public_bytes(pem))
-    (folder / "api.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return folder / "ca.pem"
-
-
 class Pebble:
     """The running CA: its directory URL, the bundle to trust for it, its issuing root, and its DNS's answers."""
 
     def __init__(self, base_image: str, folder: Path, http_port: int, validity: int) -> None:
         client = docker.from_env()
         self.address = gateway()
-        self.bundle = private_ca(folder, self.address)
+        self.bundle = issue(folder, "quickjh test ACME directory CA", "api", self.address, ("pebble",))
         self.directory = f"https://{self.address}:{ACME_PORT}/dir"
         (folder / "pebble.json").write_text(
             json.dumps(

@@ -7,8 +7,6 @@ reached at their container's address by the hub (same bridge), by the tests and 
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import os
 import shutil
@@ -18,9 +16,8 @@ from pathlib import Path
 
 import docker
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+
+from testca import issue
 
 IMAGE = "quickjh-test:ids"  # a tag of the shared test image's name: make test removes it with the rest
 OIDC_PORT = 9400
@@ -125,7 +122,7 @@ class LDAPServer:
         )
         self.container = run("quickjh-test-ldap", ["sh", "-c", script], folder)
         self.address = address(self.container)
-        self.bundle = certificates(folder, self.address)  # the server's certificate names its address
+        self.bundle = issue(folder, "quickjh test LDAP CA", "server", self.address)  # for its address
         self.url = f"ldap://{self.address}"
         wait(lambda: self.container.exec_run(["test", "-f", "/tmp/ready"]).exit_code == 0, self.container)
 
@@ -158,43 +155,6 @@ def ldif(people: dict[str, str], groups: dict[str, list[str]]) -> str:
             f"dn: cn={cn},ou=groups,{SUFFIX}\nobjectClass: groupOfNames\ncn: {cn}\nmember: {PLACEHOLDER}\n{lines}"
         )
     return "\n".join(out)
-
-
-def certificates(folder: Path, server: str) -> Path:
-    """A CA of the test's own and a certificate for the LDAP server's address; returns the CA's PEM (the bundle the
-    hub trusts, as quickjh_ldap_ca_bundle). The server's key goes last: slapd's start waits for it."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "quickjh test LDAP CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, server)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(server))]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    (folder / "ca.pem").write_bytes(ca.public_bytes(pem))
-    (folder / "server.pem").write_bytes(leaf.public_bytes(pem))
-    (folder / "server.key").write_bytes(
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return folder / "ca.pem"
 
 
 def wait(ready, container, timeout: float = 60) -> None:
