@@ -239,3 +239,21 @@ def test_what_a_users_server_prints_reaches_the_hubs_log_marked_as_theirs(tmp_pa
         "[user bob] [I 2026-12-06 08:00:00.000 JupyterHub app:1] Hub is fine\\x0d\\x1b[2Kfake",
         "[user bob] no newline",
     ]
+
+
+def test_a_new_empty_root_owned_home_becomes_the_users_and_any_other_is_left_alone(tmp_path):
+    """Swarm mode: Docker makes a user's home volume empty and root's; the launcher hands only such a one over."""
+    account = pwd.struct_passwd(("ann", "x", 4321, 4321, "", str(tmp_path / "ann"), "/bin/bash"))
+    home = tmp_path / "ann"
+    home.mkdir(mode=0o755)
+    launch.own_new_home(account)
+    assert (home.stat().st_uid, home.stat().st_mode & 0o777) == (4321, 0o700)
+    os.chown(home, 0, 0)
+    (home / "x").write_text("")  # not empty: not a new volume
+    launch.own_new_home(account)
+    assert home.stat().st_uid == 0
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere").mkdir()
+    launch.own_new_home(pwd.struct_passwd(("ann", "x", 4321, 4321, "", str(link), "/bin/bash")))
+    assert (tmp_path / "elsewhere").stat().st_uid == 0  # a link is never followed

@@ -7,11 +7,12 @@
 
 The spawner executes it as root (root-owned, in Python's isolated mode: nothing of the user's environment or home
 is imported). As root it only makes the private runtime folder /run/user/UID, sets the limits and the niceness,
-and (docker mode) writes the container's own account files. Then it becomes the user for good: the user's groups,
-no inheritable capabilities, and with --no-new-privileges an empty bounding set and no new privileges (setuid and
-setgid programs do nothing). As the user it makes ~/notebook, the user's site-packages (a first `pip install`
-imports in a running kernel) and a link ~/notebook/NAME for each shared folder, and executes the server in the
-home. Nothing in the home is touched by root.
+and (docker, swarm) writes the container's own account files and gives the user a home volume Docker has just
+made (empty, root's). Then it becomes the user for good: the user's groups, no inheritable capabilities, and with
+--no-new-privileges an empty bounding set and no new privileges (setuid and setgid programs do nothing). As the
+user it makes ~/notebook, the user's site-packages (a first `pip install` imports in a running kernel) and a link
+~/notebook/NAME for each shared folder, and executes the server in the home. Nothing else in the home is touched
+by root.
 """
 
 from __future__ import annotations
@@ -103,6 +104,21 @@ def account_from_env(env: os._Environ) -> pwd.struct_passwd:
     return pwd.getpwnam(name)
 
 
+def own_new_home(account: pwd.struct_passwd) -> None:
+    """Swarm mode: a user's home is a volume of its own, made empty and root's by the node's Docker at the first
+    start. Such a home (empty, root's, not a link) becomes the user's, private; any other is left as it is."""
+    try:
+        fd = os.open(account.pw_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return
+    try:
+        if os.fstat(fd).st_uid == 0 and not os.listdir(fd):
+            os.fchmod(fd, 0o700)  # first, while root owns it: root has no CAP_FOWNER here
+            os.fchown(fd, account.pw_uid, account.pw_gid)
+    finally:
+        os.close(fd)
+
+
 def as_user(home: Path, links: list[tuple[str, str]]) -> None:
     """What the user's own start makes, as the user: a link or a file already in a place is left as it is (the
     server then says so, in this user's session only); a link is never made inside what a name points to."""
@@ -137,6 +153,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(sys.argv[1:] if argv is None else argv)
     account = account_from_env(os.environ) if args.account_from_env else pwd.getpwnam(args.user)
+    if args.account_from_env:
+        own_new_home(account)
     if not is_human_uid(account.pw_uid, uid_range()):
         raise SystemExit(f"quickjh-launch: {account.pw_name} is not a hub user (uid {account.pw_uid})")
     runtime = f"/run/user/{account.pw_uid}"  # kernels' connection files and IPC sockets: the user's alone

@@ -16,6 +16,20 @@ from dockerspawner import DockerSpawner
 from traitlets import Dict, Unicode, default
 
 LAUNCHER = "/usr/local/sbin/quickjh-launch"
+# How a user's container starts (docker and swarm): quickjh-launch takes the account from the environment and gives
+# up every privilege (no new privileges: Swarm drops the container option, so the launcher's own is what holds).
+ENTRYPOINT = [
+    "/usr/bin/tini",
+    "--",
+    LAUNCHER,
+    "--account-from-env",
+    "--no-new-privileges",
+    "--links-from",
+    "/srv/shared",
+    "--",
+]
+# Root in the container only to take the account (quickjh-launch); then nothing.
+CAP_DROP, CAP_ADD = ["ALL"], ["CHOWN", "SETUID", "SETGID", "SETPCAP"]
 
 
 def configure(c, settings: dict) -> None:
@@ -32,23 +46,14 @@ def configure(c, settings: dict) -> None:
     c.DockerSpawner.remove = True  # a stopped server's container goes; the home stays on the volume
     c.DockerSpawner.cmd = ["jupyterhub-singleuser"]
     c.DockerSpawner.extra_create_kwargs = {
-        "entrypoint": [
-            "/usr/bin/tini",
-            "--",
-            LAUNCHER,
-            "--account-from-env",
-            "--no-new-privileges",
-            "--links-from",
-            "/srv/shared",
-            "--",
-        ],
+        "entrypoint": ENTRYPOINT,
         "labels": {"quickjh.hub": hub, "quickjh.user": "{raw_username}"},
     }
     # Root in the container only to take the account (quickjh-launch); then nothing: no capabilities, no new
     # privileges. The processes of a user's container, threads included: a fork bomb stops there.
     host_config = {
-        "cap_drop": ["ALL"],
-        "cap_add": ["CHOWN", "SETUID", "SETGID", "SETPCAP"],
+        "cap_drop": CAP_DROP,
+        "cap_add": CAP_ADD,
         "security_opt": ["no-new-privileges"],
         "log_config": {
             "type": "json-file",
@@ -113,10 +118,12 @@ class QuickjhDockerSpawner(DockerSpawner):
         """The user's container, if it is this hub's: one of another's under the same name is never taken over
         or removed."""
         found = await super().get_object()
-        labels = (found or {}).get("Config", {}).get("Labels") or {}
-        if found and labels.get("quickjh.hub") != self.hub_name:
+        if found is None:
+            return None
+        labels = (found.get("Spec") or found.get("Config") or {}).get("Labels") or {}  # a service's or a container's
+        if labels.get("quickjh.hub") != self.hub_name:
             raise RuntimeError(
-                f"A container named {self.object_name} exists that is not this hub's (no label "
+                f"A {self.object_type} named {self.object_name} exists that is not this hub's (no label "
                 f"quickjh.hub={self.hub_name}): rename or remove it on the Docker host."
             )
         return found
