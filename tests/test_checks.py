@@ -334,3 +334,43 @@ def test_docker_mode_settings_in_local_mode_are_warned_about_not_refused():
     said = " ".join(checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS]), https=True))
     assert "quickjh_profiles do nothing with quickjh_spawner local" in said
     assert checks.warnings(dict(DEFAULTS, quickjh_profiles=[TOOLS], **DOCKER), https=True) == []
+
+
+SWARM = {"quickjh_spawner": "swarm", "quickjh_swarm_workers": ["node2", "node3"], "inventory_hostname": "hub"}
+
+
+@pytest.mark.parametrize(
+    "settings,message",
+    [
+        (
+            {"quickjh_users": [{"name": "ann", "password": OK_PW, "node": "node9"}], **SWARM},
+            "'ann': node 'node9' is not the hub's host or one of quickjh_swarm_workers (hub, node2, node3)",
+        ),
+        (
+            {"quickjh_users": [{"name": "ann", "password": OK_PW, "node": "node2"}]},
+            "node: is for quickjh_spawner swarm; given for ann",
+        ),
+        (
+            {"quickjh_shared_folders": [{"name": "data", "group": "analysts"}], **SWARM},
+            "quickjh_shared_folders: swarm mode keeps each home on its user's node",
+        ),
+        ({"quickjh_homes_nfs": {"server": "nfs1", "export": "homes"}, **SWARM}, "quickjh_homes_nfs: needs server"),
+        ({"quickjh_swarm_subnet": "10.213.0.0/30", **SWARM}, "quickjh_swarm_subnet: '10.213.0.0/30' is not an IPv4"),
+        ({"quickjh_swarm_subnet": "fd00::/64", **SWARM}, "quickjh_swarm_subnet: 'fd00::/64' is not an IPv4 subnet"),
+    ],
+)
+def test_swarm_mode_settings_are_checked(settings, message):
+    found = problems(**settings)
+    assert [p for p in found if message in p], found
+    assert len(found) == 1, found
+
+
+def test_swarm_mode_with_nodes_given_and_nfs_homes_has_no_problems():
+    users = [{"name": "ann", "password": OK_PW, "node": "hub"}, {"name": "bob", "password": OK_PW, "node": "node3"}]
+    nfs = {"server": "nfs1.example.org", "export": "/srv/homes"}
+    assert problems(quickjh_users=users, quickjh_homes_nfs=nfs, quickjh_user_cpus=0.5, **SWARM) == []
+
+
+def test_the_hub_takes_the_last_address_of_the_swarms_subnet():
+    assert checks.hub_address("10.213.0.0/24") == "10.213.0.254"
+    assert checks.hub_address("172.30.0.0/16") == "172.30.255.254"

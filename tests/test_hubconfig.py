@@ -14,6 +14,7 @@ from traitlets.config import Config
 from quickjh import hubconfig
 from quickjh.spawners import docker as docker_mode
 from quickjh.spawners import local as local_mode
+from quickjh.spawners import swarm as swarm_mode
 
 SETTINGS = {
     "hub": "quickjh",
@@ -73,6 +74,7 @@ SETTINGS = {
     },
     "secrets": {"oauth_client_secret": "s3cret", "ldap_search_password": ""},
     "docker": {"network": "quickjh-users", "home_volume": "quickjh_home", "profiles": {}},
+    "swarm": {"nodes": {}, "homes_nfs": {}},
 }
 
 
@@ -208,6 +210,48 @@ def test_docker_mode_gives_each_user_a_limited_container_of_the_hubs_image(state
     assert c.DockerSpawner.allowed_images == {"Default": "quickjh:abc123", "R": "quickjh-profile-r:1"}
 
 
+def test_swarm_mode_makes_each_user_a_service_started_as_in_docker_mode(state, monkeypatch):
+    monkeypatch.setenv("QUICKJH_IMAGE", "quickjh:abc123")
+    c = configured(
+        state,
+        spawner="swarm",
+        hub="hub1",
+        limits={"memory": 600 * 2**20, "cpus": 0.5, "processes": 256},
+        log={"max_size": "1m", "max_files": 2},
+        swarm={"nodes": {"ann": "node2"}, "homes_nfs": {}},
+    )
+    assert c.JupyterHub.spawner_class == "quickjh.spawners.swarm.QuickjhSwarmSpawner"
+    spec = c.QuickjhSwarmSpawner
+    assert spec.extra_container_spec["command"] == docker_mode.ENTRYPOINT  # the launcher, as in docker mode
+    assert spec.extra_container_spec["cap_drop"] == ["ALL"] and spec.processes == 256
+    assert spec.extra_endpoint_spec == {"mode": "dnsrr"} and spec.nodes_given == {"ann": "node2"}
+    assert spec.extra_task_spec["log_driver"]["Options"] == {"max-size": "1m", "max-file": "2"}
+    assert c.DockerSpawner.image == "quickjh:abc123" and c.JupyterHub.cleanup_servers is False
+
+
+def test_a_new_users_home_goes_where_the_list_says_else_to_the_node_with_fewest_homes():
+    nodes = ["hub", "n1", "n2"]
+    assert swarm_mode.choose_node("ann", {}, {}, nodes) == "hub"  # a tie: the first by name
+    assert swarm_mode.choose_node("cy", {}, {"ann": "hub", "bob": "n1"}, nodes) == "n2"
+    assert swarm_mode.choose_node("cy", {"cy": "n1"}, {"ann": "hub", "bob": "n1"}, nodes) == "n1"
+    assert swarm_mode.choose_node("bob", {}, {"bob": "gone"}, nodes) == "gone"  # a home stays where it is
+    with pytest.raises(ValueError, match="bob's home is on node n1, while the users list says node n2"):
+        swarm_mode.choose_node("bob", {"bob": "n2"}, {"bob": "n1"}, nodes)
+    with pytest.raises(ValueError, match="nowhere, is not a node"):
+        swarm_mode.choose_node("cy", {"cy": "nowhere"}, {}, nodes)
+
+
+def test_a_home_is_a_volume_of_its_own_or_the_users_folder_of_the_nfs_export():
+    mount = swarm_mode.home_mount("hub1", "ann", {})
+    assert (mount["Type"], mount["Source"], mount["Target"]) == ("volume", "hub1_home_ann", "/home/ann")
+    assert mount["VolumeOptions"]["Labels"] == {"quickjh.hub": "hub1", "quickjh.user": "ann"}
+    nfs = swarm_mode.home_mount("hub1", "ann", {"server": "nfs.example.org", "export": "/homes"})
+    assert nfs["VolumeOptions"]["DriverConfig"] == {
+        "Name": "local",
+        "Options": {"type": "nfs", "o": "addr=nfs.example.org,rw,nfsvers=4", "device": ":/homes/ann"},
+    }
+
+
 def test_a_sites_own_lines_apply_after_quickjhs_config_then_its_extra_files(state, tmp_path, monkeypatch):
     """jupyterhub_config.py as JupyterHub loads it: the settings, quickjh_hub_extra_config, then the folder."""
     import json
@@ -235,8 +279,8 @@ def test_every_spawner_mode_of_the_role_is_a_module_with_configure():
 
     specs = yaml.safe_load((Path(__file__).resolve().parents[1] / "roles/quickjh/meta/argument_specs.yml").read_text())
     modes = specs["argument_specs"]["main"]["options"]["quickjh_spawner"]["choices"]
-    assert {"local": local_mode, "docker": docker_mode}.keys() == set(modes)
-    for module in (local_mode, docker_mode):
+    assert {"local": local_mode, "docker": docker_mode, "swarm": swarm_mode}.keys() == set(modes)
+    for module in (local_mode, docker_mode, swarm_mode):
         assert callable(module.configure)
     from quickjh import usage
 

@@ -7,6 +7,7 @@ users list's rules are the package's own (files/quickjh/rules.py, which the cont
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import re
 import sys
@@ -25,7 +26,7 @@ PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*([\[<>=!~;@ ].*)?")
 PAGE = re.compile(r"/[A-Za-z0-9._~/-]*")  # a URL path: it goes into the hub's config as it is
 LOOPBACK = re.compile(r"127\.[0-9.]+|::1|localhost")
 # Settings a quickjh_spawner has no use for (the run warns when they are set).
-IGNORED_BY_MODE = {"local": ("quickjh_user_cpus", "quickjh_profiles"), "docker": ()}
+IGNORED_BY_MODE = {"local": ("quickjh_user_cpus", "quickjh_profiles"), "docker": (), "swarm": ()}
 # quickjh_subdomain_host: the hub's address, a DNS name users' names go in front of (no IP address, no path).
 SUBDOMAIN_HOST = re.compile(r"https?://(?=[^:/]*[a-zA-Z])[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::[0-9]+)?/?")
 DNS_NAME = re.compile(r"(?=.{1,253}$)(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z][A-Za-z0-9-]*")
@@ -89,6 +90,45 @@ def docker_mode_problems(v: dict) -> list[str]:
             for package in packages
             if not PACKAGE.fullmatch(package)
         ]
+    return out
+
+
+def hub_address(subnet: str) -> str:
+    """Swarm mode: the hub's fixed address on the overlay network, the subnet's last. A restarted hub keeps it, so
+    users' servers on other nodes, which hold connections and neighbour entries to it, reach it again at once."""
+    return str(ipaddress.ip_network(subnet).broadcast_address - 1)
+
+
+def swarm_problems(v: dict) -> list[str]:
+    """quickjh_spawner swarm: nodes that can be named, and no shared folder without network storage."""
+    swarm = v["quickjh_spawner"] == "swarm"
+    out = []
+    if not swarm:
+        given = [text(u.get("name")) for u in v["quickjh_users"] if u.get("node")]
+        if given:
+            out.append(f"node: is for quickjh_spawner swarm; given for {', '.join(given)}")
+        return out
+    nodes = [text(v.get("inventory_hostname"))] + [text(node) for node in v["quickjh_swarm_workers"]]
+    out += [
+        f"quickjh_users: {text(u.get('name'))!r}: node {text(u['node'])!r} is not the hub's host or one of "
+        f"quickjh_swarm_workers ({', '.join(nodes)})"
+        for u in v["quickjh_users"]
+        if u.get("node") and text(u["node"]) not in nodes
+    ]
+    if v["quickjh_shared_folders"]:
+        out.append(
+            "quickjh_shared_folders: swarm mode keeps each home on its user's node, and a folder shared by people "
+            "on different nodes needs network storage, which quickjh does not set up yet: use docker mode for them"
+        )
+    try:
+        network = ipaddress.ip_network(text(v["quickjh_swarm_subnet"]))
+        if network.version != 4 or network.num_addresses < 16:
+            raise ValueError
+    except ValueError:
+        out.append(f"quickjh_swarm_subnet: {v['quickjh_swarm_subnet']!r} is not an IPv4 subnet like 10.213.0.0/24")
+    nfs = v["quickjh_homes_nfs"]
+    if nfs and not (text(nfs.get("server")) and text(nfs.get("export")).startswith("/")):
+        out.append(f"quickjh_homes_nfs: needs server (a name or address) and export (an absolute path); got {nfs}")
     return out
 
 
@@ -317,6 +357,7 @@ def quickjh_problems(v: dict, https: bool = True) -> list[str]:
         + [f"quickjh_shared_folders: {problem}" for problem in shared]
         + settings_problems(v)
         + docker_mode_problems(v)
+        + swarm_problems(v)
     )
 
 
@@ -336,4 +377,5 @@ class FilterModule:
             "quickjh_problems": quickjh_problems,
             "quickjh_archive_images": archive_images,
             "quickjh_archives_lacking": archives_lacking,
+            "quickjh_hub_address": hub_address,
         }

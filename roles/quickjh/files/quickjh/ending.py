@@ -23,10 +23,20 @@ def remove_containers(name: str, settings: dict) -> None:
             container.remove(force=True)
 
 
+def remove_services(name: str, settings: dict) -> None:
+    """Swarm mode: the user's service (this deployment's label), wherever it runs; its container goes with it."""
+    import docker
+
+    hub = settings["hub"]
+    for service in docker.from_env().services.list(filters={"label": f"quickjh.hub={hub}"}):
+        if service.attrs["Spec"].get("Labels", {}).get("quickjh.user") == name:
+            service.remove()
+
+
 # By quickjh_spawner: what holds a user's rights besides their processes in the hub's container, and whether an
 # admin was root in the hub's container (local: sudo there; docker: their terminal is their own container).
-SERVERS = {"local": None, "docker": remove_containers}
-ADMINS_ROOT_IN_HUB = {"local": True, "docker": False}
+SERVERS = {"local": None, "docker": remove_containers, "swarm": remove_services}
+ADMINS_ROOT_IN_HUB = {"local": True, "docker": False, "swarm": False}
 
 
 def admins_were_root(settings: dict) -> bool:

@@ -277,8 +277,13 @@ def sample(sampler, settings: dict, homes: dict[str, int], started: float) -> di
     }
 
 
-# Each spawner mode's sampler, by the mode's name.
-SAMPLERS = {"local": lambda settings: Processes(), "docker": lambda settings: Containers(settings["hub"])}
+# Each spawner mode's sampler, by the mode's name. Swarm: the users' containers on the hub's own node (their
+# containers carry the same labels); those on other nodes are not measured.
+SAMPLERS = {
+    "local": lambda settings: Processes(),
+    "docker": lambda settings: Containers(settings["hub"]),
+    "swarm": lambda settings: Containers(settings["hub"]),
+}
 
 
 def remember(now: dict, history: list[dict]) -> list[dict]:
