@@ -11,8 +11,8 @@ deploy: venv docker base-image
 	ansible-playbook -i inventory.example playbook.yml
 
 # The default scenario builds the image the others share; data, which ends by removing it, runs last. remote
-# builds its hubs on its own servers.
-SCENARIOS := default team containers remote data
+# builds its hubs on its own servers; swarm, after it, reuses its server image for the workers.
+SCENARIOS := default team containers remote swarm data
 SCENARIO ?= $(SCENARIOS)
 
 test: venv docker base-image browser

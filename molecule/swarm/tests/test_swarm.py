@@ -1,0 +1,171 @@
+"""quickjh_spawner swarm: the hub on this machine's Docker (the manager), users' servers as services on the node of
+their home, two workers over SSH. Users log in over HTTPS and run code over the kernel's websocket on each node;
+what docker mode guarantees a user holds in their service; a user cannot reach another's server across nodes; a
+node that is down is named at once to its users while the others work, and its users find their files when it is
+back; a removed user's service goes. The tests run in order on the scenario's deployment."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import docker
+import pytest
+
+from hubfixtures import converge_users, own_venv_becomes_their_kernel
+
+testinfra_hosts = ["ansible://quickjh"]  # the hub's host; the workers are reached through it and Docker
+HOMES = {"admin": "instance", "user1": "swarm-b", "user2": "swarm-c"}  # user2: the node with the fewest homes
+
+
+@pytest.fixture(scope="module")
+def client():
+    return docker.from_env()
+
+
+@pytest.fixture(scope="module")
+def service(client, settings):
+    """service(name) -> the Swarm service of that user's server, or None."""
+
+    def get(name: str):
+        found = client.services.list(filters={"name": f"{settings['quickjh_container_name']}-{name}"})
+        return found[0] if found else None
+
+    return get
+
+
+def node_of(client, service) -> str:
+    """The inventory name (label quickjh.node) of the node the service's running task is on."""
+    tasks = [t for t in service.tasks() if t["Status"]["State"] == "running"]
+    assert len(tasks) == 1, service.tasks()
+    return client.nodes.get(tasks[0]["NodeID"]).attrs["Spec"]["Labels"]["quickjh.node"]
+
+
+def on_worker(worker: str, *command: str) -> str:
+    """A command on a worker server (its own Docker runs there), as its admin would type it."""
+    return subprocess.run(
+        ["docker", "exec", f"quickjh-test-{worker}", *command], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def wait_node(client, name: str, state: str, timeout: float = 120) -> float:
+    """Seconds until the manager sees the node in that state."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        nodes = [n for n in client.nodes.list() if n.attrs["Spec"].get("Labels", {}).get("quickjh.node") == name]
+        if nodes and nodes[0].attrs["Status"]["State"] == state:
+            return time.monotonic() - started
+        time.sleep(1)
+    raise TimeoutError(f"node {name} not {state} after {timeout} s")
+
+
+def test_the_workers_joined_the_hubs_swarm_with_their_inventory_names_and_the_hubs_very_image(client, settings, hub):
+    nodes = {n.attrs["Spec"]["Labels"].get("quickjh.node"): n.attrs for n in client.nodes.list()}
+    assert set(nodes) == {"instance", "swarm-b", "swarm-c"}, nodes.keys()
+    assert all(n["Status"]["State"] == "ready" for n in nodes.values())
+    assert nodes["instance"]["Spec"]["Role"] == "manager" and nodes["swarm-b"]["Spec"]["Role"] == "worker"
+    image = hub().image
+    for worker in ("swarm-b", "swarm-c"):
+        assert on_worker(worker, "docker", "image", "inspect", "-f", "{{.Id}}", image.tags[0]) == image.id
+        assert on_worker(worker, "ls", "/var/tmp").count("quickjh") == 0  # the archive that brought it is gone
+
+
+@pytest.mark.parametrize("name", ["admin", "user1", "user2"])  # in this order: user2 goes where fewest homes are
+def test_users_run_code_as_themselves_on_the_node_of_their_home(login, client, service, hub, name):
+    user = login(name)
+    printed = user.whoami()
+    assert printed[0] == name and printed[1] >= 1000 and printed[2] == f"/home/{name}/notebook"
+    assert node_of(client, service(name)) == HOMES[name]
+    assert f'"{name}": "{HOMES[name]}"' in hub().exec_run("cat /srv/jupyterhub/swarm-homes.json").output.decode()
+
+
+def test_a_users_service_holds_docker_modes_limits_and_gives_up_every_privilege_inside(login, service):
+    spec = service("user1").attrs["Spec"]
+    limits = spec["TaskTemplate"]["Resources"]["Limits"]
+    assert limits == {"MemoryBytes": 600 * 1024**2, "NanoCPUs": 500_000_000, "Pids": 256}, limits
+    assert spec["TaskTemplate"]["ContainerSpec"]["CapabilityDrop"] == ["ALL"]
+    assert spec["EndpointSpec"]["Mode"] == "dnsrr" and not spec["EndpointSpec"].get("Ports")  # nothing published
+    mounts = spec["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    assert [(m["Type"], m["Source"], m["Target"]) for m in mounts] == [
+        ("volume", "quickjh-test-swarm_home_user1", "/home/user1")
+    ]
+    # Swarm drops no-new-privileges from services: the launcher's own holds, seen from inside
+    printed = login("user1").terminal(
+        "grep -h -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status; ls /home; ls /var/run/docker.sock; "
+        "python3 -c 'import os; print(oct(os.stat(os.path.expanduser(\"~\")).st_mode & 0o777))'"
+    )
+    assert "CapEff:\t0000000000000000" in printed and "CapBnd:\t0000000000000000" in printed, printed
+    assert "NoNewPrivs:\t1" in printed and "No such file" in printed and "0o700" in printed, printed
+
+
+def test_pip_into_the_home_and_a_users_own_venv_work_on_a_worker(login):
+    user1 = login("user1")
+    with user1.kernel(timeout=300) as execute:
+        printed = execute("%pip install -q text-unidecode\nimport text_unidecode; print(text_unidecode.__file__)")
+    assert "/home/user1/.local/lib/" in printed, printed
+    own_venv_becomes_their_kernel(user1, login("user2"))
+
+
+def test_a_user_cannot_reach_another_users_server_or_files_on_another_node(login, settings):
+    user1 = login("user1")
+    user1.run("open('secret.txt', 'w').write('user1 only')")
+    name = f"{settings['quickjh_container_name']}-user1"
+    printed = login("user2").run(
+        "import glob, os, urllib.request, urllib.error\n"
+        "print(os.listdir('/home'), glob.glob('/home/*/notebook/secret.txt'))\n"
+        "for path in ('api/contents/secret.txt?content=1', 'api/kernels', 'files/secret.txt'):\n"
+        f"    req = urllib.request.Request('http://{name}:8888/user/user1/' + path)\n"
+        "    try:\n"
+        "        reply = urllib.request.urlopen(req, timeout=10); code, body = reply.status, reply.read()\n"
+        "    except urllib.error.HTTPError as e:\n"
+        "        code, body = e.code, e.read()\n"
+        "    print(path, code, b'user1 only' in body)\n"
+    )
+    lines = printed.splitlines()
+    assert lines[0] == "['user2'] []", printed
+    answers = [line.split() for line in lines[1:]]
+    assert len(answers) == 3 and all(code in ("302", "403", "404") and leaked == "False" for _, code, leaked in answers)
+
+
+def test_servers_keep_running_while_the_hub_restarts(login, service, hub, hub_url):
+    user1 = login("user1")
+    before = service("user1").id
+    hub().restart()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            user1.model()
+            break
+        except Exception:
+            time.sleep(1)
+    assert service("user1").id == before
+    assert user1.run("print(open('secret.txt').read())").strip() == "user1 only"
+
+
+def test_a_node_that_is_down_is_named_to_its_users_at_once_and_they_find_their_files_when_it_is_back(
+    login, client, service
+):
+    user2 = login("user2")
+    user2.run("open('kept.txt', 'w').write('still here')")
+    user2.stop_server()
+    subprocess.run(["docker", "stop", "quickjh-test-swarm-c"], check=True, capture_output=True)
+    try:
+        print(f"swarm-c seen down after {wait_node(client, 'swarm-c', 'down'):.1f} s")
+        started = time.monotonic()
+        reply = user2.hub_api("POST", "/users/user2/server")
+        took = time.monotonic() - started
+        assert reply.status_code >= 400 and "Your home is on node swarm-c, which is down" in reply.text, reply.text
+        assert took < 10, took
+        assert login("user1").run("print(1 + 1)").strip() == "2"  # everyone else keeps working
+    finally:
+        subprocess.run(["docker", "start", "quickjh-test-swarm-c"], check=True, capture_output=True)
+    print(f"swarm-c ready again after {wait_node(client, 'swarm-c', 'ready'):.1f} s")
+    user2.start_server(timeout=120)
+    assert node_of(client, service("user2")) == "swarm-c"
+    assert user2.run("print(open('kept.txt').read())").strip() == "still here"
+
+
+def test_a_removed_user_loses_their_service_at_once(base_users, service):
+    assert service("user2") is not None
+    converge_users([u for u in base_users if u["name"] != "user2"] + [{"name": "user2", "state": "absent"}])
+    assert service("user2") is None
