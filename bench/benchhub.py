@@ -32,17 +32,17 @@ def users(count: int) -> list[dict]:
     return [{"name": f"bench{i:04d}", "password": f"bench-pw-{i:04d}"} for i in range(count)]
 
 
-def playbook(listed: list[dict], **settings) -> tuple[float, float, str]:
+def playbook(listed: list[dict], inventory: str = "inventory.example", **settings) -> tuple[float, float, str]:
     """Run the playbook with these users (and settings); return its wall time, the sync task's time and its recap
     line."""
-    wall, out = run_playbook(listed, **settings)
+    wall, out = run_playbook(listed, inventory, **settings)
     task = re.search(r"Apply quickjh_users inside the container -+ ([0-9.]+)s", out)
     recap = re.search(r"(ok=\d+ +changed=\d+)", out)
     report = re.findall(r"msg: '?([^\n']*)", out)[-1]
     return wall, float(task.group(1)) if task else 0.0, f"{recap.group(1)}; {report[:60]}"
 
 
-def run_playbook(listed: list[dict], **settings) -> tuple[float, str]:
+def run_playbook(listed: list[dict], inventory: str = "inventory.example", **settings) -> tuple[float, str]:
     """Run the playbook with these users (and settings), timing each task; return its wall time and output."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as extra:
         json.dump(dict(NAMES, quickjh_users=listed, **settings), extra)
@@ -55,7 +55,7 @@ def run_playbook(listed: list[dict], **settings) -> tuple[float, str]:
     )
     start = time.monotonic()
     out = subprocess.run(
-        ["ansible-playbook", "-i", "inventory.example", "playbook.yml", "-e", f"@{extra.name}"],
+        ["ansible-playbook", "-i", inventory, "playbook.yml", "-e", f"@{extra.name}"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -70,11 +70,13 @@ def run_playbook(listed: list[dict], **settings) -> tuple[float, str]:
 
 
 def clean(image: bool = False) -> None:
-    """Remove the bench hub: container, users' containers (docker mode), network, volumes, folders (and its
-    image)."""
+    """Remove the bench hub: container, users' containers (docker mode) or services (swarm mode), network, volumes,
+    folders (and its image)."""
     subprocess.run(
+        "docker service ls -q --filter label=quickjh.hub=quickjh-bench | xargs -r docker service rm; "
         "docker rm -f quickjh-bench $(docker ps -aq --filter label=quickjh.hub=quickjh-bench); "
         "docker network rm quickjh-bench-users; docker volume rm quickjh-bench-home quickjh-bench-state; "
+        "docker volume ls -q --filter label=quickjh.hub=quickjh-bench | xargs -r docker volume rm; "
         "rm -rf /tmp/quickjh-bench",
         shell=True,
         capture_output=True,

@@ -4,14 +4,18 @@ starts a kernel over its websocket, runs code, checks the output and stops (mole
 user alone, 5 times. Prints ok/failed, the wall time, p50/p95 of login, spawn and login-to-output, and the peak
 memory of the hub process and of the whole container. It measures quickjh's hub (bench/benchhub.py), the same
 with quickjh_spawner docker (a container per user), then the bare hub of the seed recipe built from the same base
-and versions (bench/barehub.py), and removes them.
+and versions (bench/barehub.py), and removes them. `swarm` measures quickjh_spawner swarm on the swarm scenario's
+nodes (this machine's Docker and two workers: `molecule create -s swarm && molecule converge -s swarm` first), as a
+hub of its own beside the scenario's; it is not among the defaults.
 
-  .venv/bin/python bench/load.py [quickjh|docker|bare] [COUNTS...]   (default: the three hubs, 20 and 50 users;
-                                                                     needs `make deploy`'s set-up)
+  .venv/bin/python bench/load.py [quickjh|docker|swarm|bare] [COUNTS...]   (default: quickjh, docker and bare,
+                                                                           20 and 50 users; needs `make deploy`'s
+                                                                           set-up)
 """
 
 from __future__ import annotations
 
+import glob
 import statistics
 import sys
 import threading
@@ -75,7 +79,7 @@ def measure(
 
 
 def main(args: list[str]) -> None:
-    hubs = [a for a in args if a in ("quickjh", "docker", "bare")] or ["quickjh", "docker", "bare"]
+    hubs = [a for a in args if a in ("quickjh", "docker", "swarm", "bare")] or ["quickjh", "docker", "bare"]
     counts = [int(a) for a in args if a.isdigit()] or [20, 50]
     listed = users(max(counts))
     passwords = {u["name"]: u["password"] for u in listed}
@@ -89,6 +93,15 @@ def main(args: list[str]) -> None:
             clean()
             playbook(listed, quickjh_spawner="docker")
             measure("quickjh docker mode", URL, CERT, "quickjh-bench", passwords, counts)
+            clean()
+        if "swarm" in hubs:
+            inventories = glob.glob(str(Path.home() / ".ansible/tmp/molecule.*.swarm/inventory"))
+            if not inventories:
+                sys.exit("swarm: no swarm scenario here; first: molecule create -s swarm && molecule converge -s swarm")
+            clean()
+            swarm = {"quickjh_spawner": "swarm", "quickjh_metrics": False, "quickjh_swarm_subnet": "10.214.0.0/24"}
+            playbook(listed, inventories[0], **swarm)  # a subnet of its own beside the scenario's hub
+            measure("quickjh swarm mode", URL, CERT, "quickjh-bench", passwords, counts)
             clean()
         if "bare" in hubs:
             barehub.start(passwords)

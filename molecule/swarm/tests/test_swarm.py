@@ -2,7 +2,8 @@
 their home, two workers over SSH. Users log in over HTTPS and run code over the kernel's websocket on each node;
 what docker mode guarantees a user holds in their service; a user cannot reach another's server across nodes; a
 node that is down is named at once to its users while the others work, and its users find their files when it is
-back; a removed user's service goes. The tests run in order on the scenario's deployment."""
+back; a profile's image runs on a worker; a home moves to another node by an edit and a run; a removed user's service
+goes. The tests run in order on the scenario's deployment."""
 
 from __future__ import annotations
 
@@ -106,6 +107,20 @@ def test_pip_into_the_home_and_a_users_own_venv_work_on_a_worker(login):
     own_venv_becomes_their_kernel(user1, login("user2"))
 
 
+def test_a_profiles_image_runs_on_a_worker_the_very_image_built_on_the_hubs_host(login, client, service):
+    profile = next(i for i in client.images.list("quickjh-test-profile-tools"))
+    assert on_worker("swarm-b", "docker", "image", "inspect", "-f", "{{.Id}}", profile.tags[0]) == profile.id
+    user1 = login("user1", start=False)
+    user1.stop_server()
+    user1.start_server(options={"image": "Tools <b>(figlet)</b>"})
+    assert node_of(client, service("user1")) == "swarm-b"
+    assert user1.run("import pyfiglet, shutil; print(bool(shutil.which('figlet')), pyfiglet.__version__)").strip() == (
+        "True 1.0.4"
+    )
+    user1.stop_server()
+    user1.start_server(options={"image": "Default"})
+
+
 def test_a_user_cannot_reach_another_users_server_or_files_on_another_node(login, settings):
     user1 = login("user1")
     user1.run("open('secret.txt', 'w').write('user1 only')")
@@ -165,7 +180,44 @@ def test_a_node_that_is_down_is_named_to_its_users_at_once_and_they_find_their_f
     assert user2.run("print(open('kept.txt').read())").strip() == "still here"
 
 
+def moved(users: list[dict]) -> list[dict]:
+    """The scenario's users with user1's home on swarm-c instead of swarm-b."""
+    return [dict(u, node="swarm-c") if u["name"] == "user1" else u for u in users]
+
+
+def shell(user, command: str) -> str:
+    """What a shell command prints, run from the user's kernel."""
+    return user.run(
+        f"import subprocess; r = subprocess.run({command!r}, shell=True, capture_output=True, text=True)\n"
+        "print(r.stdout + r.stderr)"
+    )
+
+
+LOOK = (
+    "cd ~/notebook/keep && stat -c '%n %u %g %a' a.txt deep deep/b.txt && getfacl -cp a.txt && readlink link && "
+    "cat a.txt deep/b.txt"
+)
+
+
+def test_a_user_moved_to_another_node_finds_every_file_with_its_owner_mode_and_acl(login, base_users, client, service):
+    user1 = login("user1")
+    before = shell(
+        user1,
+        "mkdir -p ~/notebook/keep/deep && cd ~/notebook/keep && echo one > a.txt && chmod 640 a.txt && "
+        "echo two > deep/b.txt && chmod 750 deep && setfacl -m u:4321:r a.txt && ln -s a.txt link && " + LOOK,
+    )
+    assert "user:4321:r--" in before and before.rstrip().endswith("one\ntwo"), before
+    started = time.monotonic()
+    converge_users(moved(base_users))
+    print(f"user1's home moved from swarm-b to swarm-c, with its run: {time.monotonic() - started:.1f} s")
+    assert "quickjh-test-swarm_home_user1" not in on_worker("swarm-b", "docker", "volume", "ls", "-q")
+    user1 = login("user1")
+    assert node_of(client, service("user1")) == "swarm-c"
+    assert shell(user1, LOOK) == before
+
+
 def test_a_removed_user_loses_their_service_at_once(base_users, service):
     assert service("user2") is not None
-    converge_users([u for u in base_users if u["name"] != "user2"] + [{"name": "user2", "state": "absent"}])
+    users = moved(base_users)  # user1 stays where the test before moved them
+    converge_users([u for u in users if u["name"] != "user2"] + [{"name": "user2", "state": "absent"}])
     assert service("user2") is None

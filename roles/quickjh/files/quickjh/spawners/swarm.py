@@ -58,8 +58,8 @@ def choose_node(user: str, given: dict[str, str], placed: dict[str, str], nodes:
         node = placed[user]
         if user in given and given[user] != node:
             raise ValueError(
-                f"{user}'s home is on node {node}, while the users list says node {given[user]}: moving a home is "
-                f"not done by the hub; set node: {node} back, or move it as docs/swarm.md says."
+                f"{user}'s home is on node {node}, while the users list says node {given[user]}: the next playbook "
+                "run moves it there."
             )
         return node
     if user in given:
