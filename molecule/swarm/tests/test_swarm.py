@@ -13,7 +13,7 @@ import time
 import docker
 import pytest
 
-from hubfixtures import converge_users, own_venv_becomes_their_kernel
+from hubfixtures import converge, converge_users, own_venv_becomes_their_kernel
 
 testinfra_hosts = ["ansible://quickjh"]  # the hub's host; the workers are reached through it and Docker
 HOMES = {"admin": "instance", "user1": "swarm-b", "user2": "swarm-c"}  # user2: the node with the fewest homes
@@ -142,19 +142,29 @@ def test_a_user_cannot_reach_another_users_server_or_files_on_another_node(login
     assert len(answers) == 3 and all(code in ("302", "403", "404") and leaked == "False" for _, code, leaked in answers)
 
 
-def test_servers_keep_running_while_the_hub_restarts(login, service, hub, hub_url):
-    user1 = login("user1")
-    before = service("user1").id
-    hub().restart()
+def wait_for_hub(user) -> None:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            user1.model()
-            break
-        except Exception:
+            user.model()
+            return
+        except Exception:  # the hub is starting
             time.sleep(1)
+    raise TimeoutError("the hub did not answer again within 90 s")
+
+
+def test_servers_keep_running_while_the_hub_restarts_and_is_re_created(login, service, hub):
+    user1 = login("user1")
+    before = service("user1").id
+    hub().restart()
+    wait_for_hub(user1)
     assert service("user1").id == before
     assert user1.run("print(open('secret.txt').read())").strip() == "user1 only"
+    hub().remove(force=True)
+    converge()
+    wait_for_hub(user1)
+    assert service("user1").id == before
+    assert login("user1").run("print(open('secret.txt').read())").strip() == "user1 only"
 
 
 def test_a_node_that_is_down_is_named_to_its_users_at_once_and_they_find_their_files_when_it_is_back(
