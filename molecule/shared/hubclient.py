@@ -271,7 +271,18 @@ class HubUser:
         deadline = time.monotonic() + timeout
         try:
             while time.monotonic() < deadline:
-                msg = json.loads(ws.recv())
+                # Frame by frame, pings too, so the deadline holds while the server only pings (a plain recv()
+                # answers pings itself and waits on: a lost message would hang the test for good).
+                ws.settimeout(max(deadline - time.monotonic(), 0.1))
+                try:
+                    opcode, data = ws.recv_data(control_frame=True)
+                except websocket.WebSocketTimeoutException:
+                    break
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                if opcode != websocket.ABNF.OPCODE_TEXT:
+                    continue
+                msg = json.loads(data)
                 if msg["msg_type"] == "status" and msg["content"]["execution_state"] in ("restarting", "dead"):
                     raise KernelDied(
                         f"{self.name}: the kernel {msg['content']['execution_state']}; printed {''.join(out)!r}"

@@ -54,9 +54,12 @@ def test_limits_hold_per_container_and_docker_inspect_shows_them(login, user_con
 def test_past_the_memory_limit_only_that_users_kernel_dies_and_restarts(login, user_container):
     user1, user2 = login("user1"), login("user2")
     before = user_container("user1").id
-    with user1.kernel() as execute:
+    with user1.kernel(timeout=60) as execute:
         execute("x = 1")
-        with pytest.raises(KernelDied, match="restarting"):  # JupyterLab: "The kernel appears to have died..."
+        # JupyterLab: "The kernel appears to have died...". The server's "restarting" can be lost in a race of its
+        # own (seen once in CI: the kernel restarted, no message came): then the cell times out, and the next cell
+        # shows whether the kernel was new all the same.
+        with pytest.raises((KernelDied, TimeoutError), match=r"restarting|did not finish"):
             execute("big = b'x' * (1024 ** 3); print('allocated')")  # 1 GiB in a 600 MiB container
         assert execute("print('x' in globals())").strip() == "False"  # a new kernel: the old one's state is gone
     assert user_container("user1").id == before  # the server and its container carry on
