@@ -17,7 +17,7 @@ from pathlib import Path
 from docker.types import DriverConfig, Mount
 from dockerspawner import SwarmSpawner
 from tornado import web
-from traitlets import Dict, Int, Unicode
+from traitlets import Dict, Int
 
 from quickjh import settings as deployment
 from quickjh.spawners import docker as docker_mode
@@ -96,10 +96,9 @@ class QuickjhSwarmSpawner(QuickjhDockerSpawner, SwarmSpawner):
     nodes_given = Dict(help="The users list's node: entries, by user.").tag(config=True)
     homes_nfs = Dict(help="quickjh_homes_nfs (server, export), or empty: homes live on their nodes.").tag(config=True)
     processes = Int(0, help="The processes of a user's service, threads included (0: no limit).").tag(config=True)
-    placements = Unicode(help="Where the hub keeps each user's node.").tag(config=True)
 
     def _placements_path(self) -> Path:
-        return Path(self.placements) if self.placements else deployment.state_dir() / "swarm-homes.json"
+        return deployment.state_dir() / "swarm-homes.json"
 
     def _read_placements(self) -> dict[str, str]:
         try:
@@ -115,10 +114,10 @@ class QuickjhSwarmSpawner(QuickjhDockerSpawner, SwarmSpawner):
 
     async def _node_for(self, user: str) -> str:
         """The node the user runs on, checked: a node that is down, drained or gone is named, at once."""
-        nodes = {n["Spec"].get("Labels", {}).get(NODE_LABEL): n for n in await self.docker("nodes")}
-        nodes.pop(None, None)
         if self.homes_nfs:  # any node will do: the home comes with the user
             return ""
+        nodes = {n["Spec"].get("Labels", {}).get(NODE_LABEL): n for n in await self.docker("nodes")}
+        nodes.pop(None, None)
         placed = self._read_placements()
         try:
             node = choose_node(user, self.nodes_given, placed, list(nodes))
