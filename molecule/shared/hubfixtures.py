@@ -111,6 +111,21 @@ def own_venv_becomes_their_kernel(owner, other) -> None:
     )
 
 
+def server_answers_without_login(attacker, server: str, owner: str) -> str:
+    """What the owner's server at server:8888 answers the attacker's kernel, without the owner's login, for the
+    contents, kernels and files APIs: a line per path, "PATH CODE LEAKED" (LEAKED: whether 'user1 only' came back)."""
+    return attacker.run(
+        "import urllib.request, urllib.error\n"
+        "for path in ('api/contents/secret.txt?content=1', 'api/kernels', 'files/secret.txt'):\n"
+        f"    req = urllib.request.Request('http://{server}:8888/user/{owner}/' + path)\n"
+        "    try:\n"
+        "        reply = urllib.request.urlopen(req, timeout=10); code, body = reply.status, reply.read()\n"
+        "    except urllib.error.HTTPError as e:\n"
+        "        code, body = e.code, e.read()\n"
+        "    print(path, code, b'user1 only' in body)\n"
+    )
+
+
 def playbook(path: Path, *extra: str, ok: bool = True) -> subprocess.CompletedProcess:
     """Run a playbook against the scenario's instance (extra: ansible-playbook options); check it succeeded or not."""
     env = dict(os.environ, ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from hubfixtures import server_answers_without_login
+
 
 @pytest.fixture(scope="module")
 def victim(login):
@@ -24,16 +26,7 @@ def test_another_users_files_are_not_in_the_container(victim, login):
 
 def test_another_users_server_answers_no_without_their_login(victim, login, settings):
     name = f"{settings['quickjh_container_name']}-user1"
-    printed = login("user2").run(
-        "import urllib.request, urllib.error\n"
-        "for path in ('api/contents/secret.txt?content=1', 'api/kernels', 'files/secret.txt'):\n"
-        f"    req = urllib.request.Request('http://{name}:8888/user/user1/' + path)\n"
-        "    try:\n"
-        "        reply = urllib.request.urlopen(req, timeout=10); code, body = reply.status, reply.read()\n"
-        "    except urllib.error.HTTPError as e:\n"
-        "        code, body = e.code, e.read()\n"
-        "    print(path, code, b'user1 only' in body)\n"
-    )
+    printed = server_answers_without_login(login("user2"), name, "user1")
     answers = [line.split() for line in printed.splitlines()]
     assert len(answers) == 3 and all(
         code in ("302", "403", "404") and leaked == "False" for _, code, leaked in answers

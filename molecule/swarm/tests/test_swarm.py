@@ -13,7 +13,7 @@ import time
 import docker
 import pytest
 
-from hubfixtures import converge, converge_users, own_venv_becomes_their_kernel
+from hubfixtures import converge, converge_users, own_venv_becomes_their_kernel, server_answers_without_login
 
 testinfra_hosts = ["ansible://quickjh"]  # the hub's host; the workers are reached through it and Docker
 HOMES = {"admin": "instance", "user1": "swarm-b", "user2": "swarm-c"}  # user2: the node with the fewest homes
@@ -125,20 +125,11 @@ def test_a_user_cannot_reach_another_users_server_or_files_on_another_node(login
     user1 = login("user1")
     user1.run("open('secret.txt', 'w').write('user1 only')")
     name = f"{settings['quickjh_container_name']}-user1"
-    printed = login("user2").run(
-        "import glob, os, urllib.request, urllib.error\n"
-        "print(os.listdir('/home'), glob.glob('/home/*/notebook/secret.txt'))\n"
-        "for path in ('api/contents/secret.txt?content=1', 'api/kernels', 'files/secret.txt'):\n"
-        f"    req = urllib.request.Request('http://{name}:8888/user/user1/' + path)\n"
-        "    try:\n"
-        "        reply = urllib.request.urlopen(req, timeout=10); code, body = reply.status, reply.read()\n"
-        "    except urllib.error.HTTPError as e:\n"
-        "        code, body = e.code, e.read()\n"
-        "    print(path, code, b'user1 only' in body)\n"
-    )
-    lines = printed.splitlines()
-    assert lines[0] == "['user2'] []", printed
-    answers = [line.split() for line in lines[1:]]
+    user2 = login("user2")
+    seen = user2.run("import glob, os; print(os.listdir('/home'), glob.glob('/home/*/notebook/secret.txt'))")
+    assert seen.strip() == "['user2'] []", seen
+    printed = server_answers_without_login(user2, name, "user1")
+    answers = [line.split() for line in printed.splitlines()]
     assert len(answers) == 3 and all(code in ("302", "403", "404") and leaked == "False" for _, code, leaked in answers)
 
 
