@@ -355,6 +355,7 @@ SWARM = {"quickjh_spawner": "swarm", "quickjh_swarm_workers": ["node2", "node3"]
             "quickjh_shared_folders: swarm mode keeps each home on its user's node",
         ),
         ({"quickjh_homes_nfs": {"server": "nfs1", "export": "homes"}, **SWARM}, "quickjh_homes_nfs: needs server"),
+        ({"quickjh_backup_schedule": "daily", **SWARM}, "quickjh_backup_schedule: the hub's scheduled backups"),
         ({"quickjh_swarm_subnet": "10.213.0.0/30", **SWARM}, "quickjh_swarm_subnet: '10.213.0.0/30' is not an IPv4"),
         ({"quickjh_swarm_subnet": "fd00::/64", **SWARM}, "quickjh_swarm_subnet: 'fd00::/64' is not an IPv4 subnet"),
     ],

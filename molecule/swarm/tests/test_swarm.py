@@ -8,12 +8,19 @@ goes. The tests run in order on the scenario's deployment."""
 from __future__ import annotations
 
 import subprocess
+import tarfile
 import time
 
 import docker
 import pytest
 
-from hubfixtures import converge, converge_users, own_venv_becomes_their_kernel, server_answers_without_login
+from hubfixtures import (
+    converge,
+    converge_users,
+    own_venv_becomes_their_kernel,
+    project_playbook,
+    server_answers_without_login,
+)
 
 testinfra_hosts = ["ansible://quickjh"]  # the hub's host; the workers are reached through it and Docker
 HOMES = {"admin": "instance", "user1": "swarm-b", "user2": "swarm-c"}  # user2: the node with the fewest homes
@@ -179,6 +186,50 @@ def test_a_node_that_is_down_is_named_to_its_users_at_once_and_they_find_their_f
     user2.start_server(timeout=120)
     assert node_of(client, service("user2")) == "swarm-c"
     assert user2.run("print(open('kept.txt').read())").strip() == "still here"
+
+
+BACKED = "cd ~/notebook && stat -c '%n %u %a' backed.txt && readlink backed-link && cat backed.txt"
+
+
+def test_a_backup_gathers_every_nodes_homes_and_a_restore_puts_each_back_on_its_node(
+    login, client, service, settings, tmp_path
+):
+    before = {}
+    for name in HOMES:  # one home on each node: the manager's and both workers'
+        before[name] = shell(
+            login(name),
+            f"cd ~/notebook && echo '{name} backed up' > backed.txt && chmod 640 backed.txt && "
+            f"ln -sfn backed.txt backed-link && {BACKED}",
+        )
+        assert before[name].rstrip().endswith(f"{name} backed up"), before[name]
+    backups = tmp_path / "backups"
+    started = time.monotonic()
+    project_playbook("backup.yml", "-e", f"quickjh_backup_dir={backups}")
+    print(f"backup.yml, three nodes' homes: {time.monotonic() - started:.1f} s")
+    (archive,) = backups.glob("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    assert {f"home/{name}/notebook/backed.txt" for name in HOMES} <= names, sorted(names)[:20]
+    assert not [
+        line
+        for line in subprocess.run(["ls", "/var/tmp"], capture_output=True, text=True).stdout.split()
+        if line.startswith(("quickjh-copy", f"{settings['quickjh_container_name']}-homes"))
+    ]
+
+    converge("-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
+    assert client.info()["Swarm"]["LocalNodeState"] == "inactive"  # the swarm quickjh made is gone
+    for worker in ("swarm-b", "swarm-c"):
+        assert on_worker(worker, "docker", "info", "-f", "{{.Swarm.LocalNodeState}}") == "inactive"
+        assert "_home_" not in on_worker(worker, "docker", "volume", "ls", "-q")
+    assert not [v for v in client.volumes.list() if "_home_" in v.name]
+
+    started = time.monotonic()
+    project_playbook("restore.yml", "-e", f"quickjh_restore_archive={archive}")
+    print(f"restore.yml: the swarm made again, each home back on its node: {time.monotonic() - started:.1f} s")
+    for name, node in HOMES.items():
+        user = login(name)
+        assert node_of(client, service(name)) == node
+        assert shell(user, BACKED) == before[name]
 
 
 def moved(users: list[dict]) -> list[dict]:

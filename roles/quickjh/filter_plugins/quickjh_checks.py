@@ -127,6 +127,11 @@ def swarm_problems(v: dict) -> list[str]:
     except ValueError:
         out.append(f"quickjh_swarm_subnet: {v['quickjh_swarm_subnet']!r} is not an IPv4 subnet like 10.213.0.0/24")
     nfs = v["quickjh_homes_nfs"]
+    if v["quickjh_backup_schedule"] and not nfs:
+        out.append(
+            "quickjh_backup_schedule: the hub's scheduled backups cannot reach homes kept on the swarm's nodes: "
+            "schedule backup.yml on the controller instead, which gathers them from every node (docs/swarm.md)"
+        )
     if nfs and not (text(nfs.get("server")) and text(nfs.get("export")).startswith("/")):
         out.append(f"quickjh_homes_nfs: needs server (a name or address) and export (an absolute path); got {nfs}")
     return out
