@@ -99,8 +99,17 @@ def main(args: list[str]) -> None:
             if not inventories:
                 sys.exit("swarm: no swarm scenario here; first: molecule create -s swarm && molecule converge -s swarm")
             clean()
-            swarm = {"quickjh_spawner": "swarm", "quickjh_metrics": False, "quickjh_swarm_subnet": "10.214.0.0/24"}
-            playbook(listed, inventories[0], **swarm)  # a subnet of its own beside the scenario's hub
+            swarm = {
+                "quickjh_spawner": "swarm",
+                "quickjh_metrics": False,
+                "quickjh_swarm_subnet": "10.214.0.0/24",  # a subnet of its own beside the scenario's hub
+                # docker mode's settings above (the role's defaults), not the scenario's limits and profile
+                "quickjh_user_mem_limit": "",
+                "quickjh_user_cpus": 0,
+                "quickjh_user_max_processes": 512,
+                "quickjh_profiles": [],
+            }
+            playbook(listed, inventories[0], **swarm)
             measure("quickjh swarm mode", URL, CERT, "quickjh-bench", passwords, counts)
             clean()
         if "bare" in hubs:
