@@ -16,6 +16,7 @@ hub of its own beside the scenario's; it is not among the defaults.
 from __future__ import annotations
 
 import glob
+import os
 import statistics
 import sys
 import threading
@@ -95,7 +96,10 @@ def main(args: list[str]) -> None:
             measure("quickjh docker mode", URL, CERT, "quickjh-bench", passwords, counts)
             clean()
         if "swarm" in hubs:
-            inventories = glob.glob(str(Path.home() / ".ansible/tmp/molecule.*.swarm/inventory"))
+            # the newest: an older run's folder holds a key its servers no longer accept
+            inventories = sorted(
+                glob.glob(str(Path.home() / ".ansible/tmp/molecule.*.swarm/inventory")), key=os.path.getmtime
+            )[::-1]
             if not inventories:
                 sys.exit("swarm: no swarm scenario here; first: molecule create -s swarm && molecule converge -s swarm")
             clean()
