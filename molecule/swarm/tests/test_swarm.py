@@ -116,12 +116,14 @@ def test_pip_into_the_home_and_a_users_own_venv_work_on_a_worker(login):
 
 
 def test_a_profiles_image_runs_on_a_worker_the_very_image_built_on_the_hubs_host(login, client, service):
-    profile = next(i for i in client.images.list("quickjh-test-profile-tools"))
-    assert on_worker("swarm-b", "docker", "image", "inspect", "-f", "{{.Id}}", profile.tags[0]) == profile.id
     user1 = login("user1", start=False)
     user1.stop_server()
     user1.start_server(options={"image": "Tools <b>(figlet)</b>"})
     assert node_of(client, service("user1")) == "swarm-b"
+    # the tag this service runs (other scenarios' builds of the same profile may sit beside it under other tags)
+    tag = service("user1").attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"].split("@")[0]
+    assert tag.startswith("quickjh-test-profile-tools:"), tag
+    assert on_worker("swarm-b", "docker", "image", "inspect", "-f", "{{.Id}}", tag) == client.images.get(tag).id
     assert user1.run("import pyfiglet, shutil; print(bool(shutil.which('figlet')), pyfiglet.__version__)").strip() == (
         "True 1.0.4"
     )
