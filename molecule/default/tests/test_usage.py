@@ -74,8 +74,14 @@ def test_in_chromium_the_admin_opens_the_usage_page_from_the_admin_page(made_bus
         page.goto(f"{hub_url}/hub/login")
         log_in(page, "admin", passwords["admin"])
         page.wait_for_url(lambda now: "/hub/login" not in now)
-        page.goto(f"{hub_url}/hub/admin")
-        page.locator("#usage").click()
+        shown = page.goto(f"{hub_url}/hub/admin")
+        try:
+            page.locator("#usage").click(timeout=60_000)
+        except Exception as error:  # say what the admin saw instead (CI's log keeps only this message)
+            raise AssertionError(
+                f"no usage link on {page.url} (HTTP {shown.status if shown else '?'}): "
+                f"{page.inner_text('body')[:600]!r}"
+            ) from error
         page.locator("#usage tr", has_text="user1").wait_for()
         Path("/tmp/quickjh-browser").mkdir(exist_ok=True)
         page.screenshot(path="/tmp/quickjh-browser/usage-page.png", full_page=True)
