@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from playwright.sync_api import Browser, Page, sync_playwright
 
@@ -136,6 +137,16 @@ def log_in(page: Page, user: str, password: str) -> None:
     page.fill("#username_input", user)
     page.fill("#password_input", password)
     page.click("#login_submit")
+
+
+def log_in_to(page: Page, hub: str, user: str, password: str, landing: str = "/hub/home") -> None:
+    """Logs in at hub and waits for landing (a page of the hub's: by default the home page, which starts nothing).
+    After a plain login the hub starts the user's server, and its spawn page's own late redirect to JupyterLab
+    replaces whatever page a test opened meanwhile."""
+    base = urlsplit(hub).path.rstrip("/")
+    page.goto(f"{hub.rstrip('/')}/hub/login?next={quote(base + landing)}")
+    log_in(page, user, password)
+    page.wait_for_url(f"**{base}{landing}*")
 
 
 @contextlib.contextmanager

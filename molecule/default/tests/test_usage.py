@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from browser_check import chromium, log_in
+from browser_check import chromium, log_in_to
 from hubfixtures import busy, converge, next_sample
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,17 +71,11 @@ def test_in_chromium_the_admin_opens_the_usage_page_from_the_admin_page(made_bus
     with chromium() as browser:
         page = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800}).new_page()
         page.set_default_timeout(120_000)
-        page.goto(f"{hub_url}/hub/login")
-        log_in(page, "admin", passwords["admin"])
-        page.wait_for_url(lambda now: "/hub/login" not in now)
-        shown = page.goto(f"{hub_url}/hub/admin")
+        log_in_to(page, hub_url, "admin", passwords["admin"], landing="/hub/admin")
         try:
             page.locator("#usage").click(timeout=60_000)
         except Exception as error:  # say what the admin saw instead (CI's log keeps only this message)
-            raise AssertionError(
-                f"no usage link on {page.url} (HTTP {shown.status if shown else '?'}): "
-                f"{page.inner_text('body')[:600]!r}"
-            ) from error
+            raise AssertionError(f"no usage link on {page.url}: {page.inner_text('body')[:600]!r}") from error
         page.locator("#usage tr", has_text="user1").wait_for()
         Path("/tmp/quickjh-browser").mkdir(exist_ok=True)
         page.screenshot(path="/tmp/quickjh-browser/usage-page.png", full_page=True)

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from browser_check import chromium, log_in
+from browser_check import chromium, log_in, log_in_to
 from hubfixtures import converge, converge_users
 
 # An admin's own passwd (admins may run it: their server has no "no new privileges"), driven through a terminal,
@@ -157,9 +157,8 @@ def visit(hub: str, page_url: str, admin_password: str, resolve: list[str]) -> s
     """The admin logs in at hub in Chromium, then opens page_url; returns the title the page set."""
     with chromium([f"--host-resolver-rules={', '.join(resolve)}"] if resolve else []) as browser:
         page = browser.new_context(ignore_https_errors=True).new_page()
-        page.goto(f"{hub}/hub/login")
-        log_in(page, "admin", admin_password)
-        page.wait_for_url(lambda now: "/hub/login" not in now, timeout=120_000)
+        page.set_default_timeout(120_000)
+        log_in_to(page, hub, "admin", admin_password)
         page.goto(page_url)
         page.wait_for_function("document.title.startsWith('result:')", timeout=60_000)
         return page.title()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import websocket
 
-from browser_check import chromium, log_in
+from browser_check import chromium, log_in_to
 from hubfixtures import converge_users
 
 ARTIFACTS = Path("/tmp/quickjh-browser")
@@ -103,9 +103,7 @@ def test_two_people_edit_one_notebook_at_once_and_see_each_others_edits_and_name
         for name in ("user1", "user2"):
             page = browser.new_context(ignore_https_errors=True, viewport={"width": 1280, "height": 800}).new_page()
             page.set_default_timeout(120_000)
-            page.goto(f"{hub_url}/hub/login")
-            log_in(page, name, passwords[name])
-            page.wait_for_url(lambda now: "/hub/login" not in now)
+            log_in_to(page, hub_url, name, passwords[name])
             page.goto(url)
             if "/oauth2/authorize" in page.url:  # a visitor's first visit: the hub asks, the visitor agrees
                 page.get_by_role("button", name="Authorize").click()
