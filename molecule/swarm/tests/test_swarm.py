@@ -3,11 +3,12 @@ their home, two workers over SSH. Users log in over HTTPS and run code over the 
 what docker mode guarantees a user holds in their service; a user cannot reach another's server across nodes; a
 node that is down is named at once to its users while the others work, and its users find their files when it is
 back; a profile's image runs on a worker; a backup holds every node's homes and a restore puts each back on its
-node; a home moves to another node by an edit and a run; a removed user's service goes. The tests run in order on
-the scenario's deployment."""
+node; a home moves to another node by an edit and a run; a removed user's service goes, and so does an idle one.
+The tests run in order on the scenario's deployment."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tarfile
 import time
@@ -285,8 +286,32 @@ def test_a_user_moved_to_another_node_finds_every_file_with_its_owner_mode_and_a
     assert shell(user1, LOOK) == before
 
 
+def without_user2(users: list[dict]) -> list[dict]:
+    """The users as the tests before left them (user1 on swarm-c), user2 removed."""
+    return [u for u in moved(users) if u["name"] != "user2"] + [{"name": "user2", "state": "absent"}]
+
+
 def test_a_removed_user_loses_their_service_at_once(base_users, service):
     assert service("user2") is not None
-    users = moved(base_users)  # user1 stays where the test before moved them
-    converge_users([u for u in users if u["name"] != "user2"] + [{"name": "user2", "state": "absent"}])
+    converge_users(without_user2(base_users))
     assert service("user2") is None
+
+
+def test_an_idle_server_is_culled_and_its_service_goes_from_its_node(login, base_users, service, settings):
+    """The scenario's last test: the hub stays with a 20 s idle timeout (cleanup follows)."""
+    converge_users(
+        without_user2(base_users), "-e", json.dumps({"quickjh_cull_idle_timeout": 20, "quickjh_cull_every": 5})
+    )
+    user1 = login("user1")
+    user1.run("print('then idle')")
+    idle = time.monotonic()
+    while service("user1") is not None and time.monotonic() - idle < 120:
+        time.sleep(2)
+    assert service("user1") is None
+    assert not user1.model().get("servers")
+    print(f"user1's service culled {time.monotonic() - idle:.0f} s after their last code ran")
+    name = f"{settings['quickjh_container_name']}-user1."  # its task's container: SERVICE.SLOT.TASK
+    gone = time.monotonic() + 30
+    while name in on_worker("swarm-c", "docker", "ps", "-a", "--format", "{{.Names}}") and time.monotonic() < gone:
+        time.sleep(1)
+    assert name not in on_worker("swarm-c", "docker", "ps", "-a", "--format", "{{.Names}}")
