@@ -3,8 +3,8 @@ their home, two workers over SSH. Users log in over HTTPS and run code over the 
 what docker mode guarantees a user holds in their service; a user cannot reach another's server across nodes; a
 node that is down is named at once to its users while the others work, and its users find their files when it is
 back; a profile's image runs on a worker; a backup holds every node's homes and a restore puts each back on its
-node; a home moves to another node by an edit and a run; a removed user's service goes, and so does an idle one.
-The tests run in order on the scenario's deployment."""
+node; a home moves to another node by an edit and a run; a removed user's service goes, and so does an idle one; a
+worker leaves with its line, is refused while in another swarm, and joins again. The tests run in order."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import docker
 import pytest
 
 from hubfixtures import (
+    HubUser,
     converge,
     converge_users,
     own_venv_becomes_their_kernel,
@@ -315,3 +316,34 @@ def test_an_idle_server_is_culled_and_its_service_goes_from_its_node(login, base
     while name in on_worker("swarm-c", "docker", "ps", "-a", "--format", "{{.Names}}") and time.monotonic() < gone:
         time.sleep(1)
     assert name not in on_worker("swarm-c", "docker", "ps", "-a", "--format", "{{.Names}}")
+
+
+def labels(client) -> list[str]:
+    """The inventory names of the swarm's nodes, as the manager sees them."""
+    return sorted(n.attrs["Spec"].get("Labels", {}).get("quickjh.node", "") for n in client.nodes.list())
+
+
+def test_a_node_out_of_the_inventory_leaves_one_in_another_swarm_is_refused_and_one_put_back_serves_again(
+    base_users, client, service, hub_url, verify
+):
+    """swarm-b holds no home since user1 moved: out, in a swarm of its own (refused), back with a new user on it."""
+    users = without_user2(base_users)
+    converge_users(users, "-e", json.dumps({"quickjh_swarm_workers": ["swarm-c"]}))
+    assert labels(client) == ["instance", "swarm-c"]
+    assert on_worker("swarm-b", "docker", "info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive"
+    on_worker("swarm-b", "docker", "swarm", "init")
+    try:
+        refused = converge_users(users, ok=False)
+        said = refused.stdout + refused.stderr
+        assert "swarm-b is in another swarm (managers 172.17.0." in said, said[-3000:]
+    finally:
+        on_worker("swarm-b", "docker", "swarm", "leave", "--force")
+    started = time.monotonic()
+    converge_users(users + [{"name": "user3", "password": "us3r3-swarm-pw", "node": "swarm-b"}])
+    print(f"swarm-b joined again with its run: {time.monotonic() - started:.1f} s")
+    assert labels(client) == ["instance", "swarm-b", "swarm-c"]
+    user3 = HubUser(hub_url, "user3", verify=verify)
+    user3.login("us3r3-swarm-pw")
+    user3.start_server(timeout=120)
+    assert node_of(client, service("user3")) == "swarm-b"
+    assert user3.run("import getpass; print(getpass.getuser())").strip() == "user3"
