@@ -5,6 +5,8 @@ losing a group, the proxy's ports, tokens for others, and a page served to whoev
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 
 import pytest
 
@@ -164,8 +166,22 @@ def visit(hub: str, page_url: str, admin_password: str, resolve: list[str]) -> s
         return page.title()
 
 
+def certified_names(address: str, port: int, names: list[str], cafile: str) -> list[str]:
+    """Those of names whose TLS handshake at address:port verifies against cafile alone (name and chain)."""
+    context = ssl.create_default_context(cafile=cafile)
+    verified = []
+    for name in names:
+        with socket.create_connection((address, port), timeout=10) as raw:
+            try:
+                context.wrap_socket(raw, server_hostname=name).close()
+                verified.append(name)
+            except ssl.SSLCertVerificationError:
+                pass
+    return verified
+
+
 def test_without_subdomains_a_users_page_acts_as_whoever_opens_it_with_them_it_gets_nothing(
-    settings, served_page, passwords, hub_url, login
+    settings, served_page, passwords, hub_url, login, verify
 ):
     user2 = served_page
     user2.stop_server()
@@ -180,6 +196,10 @@ def test_without_subdomains_a_users_page_acts_as_whoever_opens_it_with_them_it_g
     converge("-e", json.dumps(subdomains))
     try:
         hub = f"https://hub.test:{port}{settings['quickjh_base_url'].rstrip('/')}"
+        # The role's self-signed certificate now names the host and every name below it, and no other.
+        names = ["hub.test", "user2.hub.test", "admin.hub.test", "hub.example.org"]
+        address = settings.get("ansible_host", settings["quickjh_bind_address"])
+        assert certified_names(address, port, names, verify) == names[:3]
         resolve = ["MAP hub.test 127.0.0.1", "MAP *.hub.test 127.0.0.1"]
         login("user2", start=False).stop_server()
         with chromium([f"--host-resolver-rules={', '.join(resolve)}"]) as browser:
