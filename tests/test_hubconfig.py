@@ -48,8 +48,6 @@ SETTINGS = {
         "public_url": "https://hub.example.org/",
         "allowed_groups": [],
         "admin_groups": [],
-        "list_users": ["ann", "bob"],
-        "list_admins": ["ann"],
         "refresh_seconds": 300,
         "client_id": "",
         "github_url": "https://github.com",

@@ -48,7 +48,7 @@ def test_oidc_uses_the_providers_endpoints_the_secret_file_and_a_callback_under_
     )
     assert section.client_secret == "s3cret"
     assert section.allowed_groups == {"jupyter"} and section.admin_groups == {"jupyter-admins"}
-    assert section.allowed_users == {"ann", "bob"} and section.admin_users == {"ann"}
+    assert "allowed_users" not in section and "admin_users" not in section  # the list: people.py, at each login
     assert section.auth_state_groups_key == "oauth_user.groups" and section.manage_groups
     assert c.Authenticator.enable_auth_state and c.CryptKeeper["keys"] == [bytes.fromhex("ab" * 32)]
     assert (c.Authenticator.auth_refresh_age, c.Authenticator.auth_refresh_strict) == (300, True)
@@ -189,3 +189,32 @@ def test_the_secrets_file_is_locked_the_way_liboath_locks_it(tmp_path):
     os.utime(lock, (time.time() - 120, time.time() - 120))  # left by a writer killed long ago
     otp.keep_secrets(["ana", "ben"], users)
     assert not lock.exists() and "ben" in users.read_text()
+
+
+def test_the_lists_people_are_let_in_and_its_admins_made_admin_as_the_last_sync_left_the_list(tmp_path, monkeypatch):
+    """With a login kind from elsewhere the hub reads the list the sync kept at each login: no restart for a change."""
+    import asyncio
+
+    from quickjh.logins.oidc import QuickjhOIDCAuthenticator
+    from quickjh.persistence import keep_listed
+
+    monkeypatch.setenv("QUICKJH_STATE", str(tmp_path))
+    monkeypatch.setattr(people, "bind_identity", lambda name, identity: None)
+    monkeypatch.setattr(people, "read_accounts", dict)
+    auth = QuickjhOIDCAuthenticator(
+        allowed_groups={"jupyter"}, manage_groups=True, auth_state_groups_key="oauth_user.groups"
+    )
+
+    def model(name: str, *groups: str) -> dict:
+        info = {"sub": name, "groups": list(groups)}  # as OAuthenticator's authenticate() makes it
+        return {"name": name, "admin": None, "groups": list(groups), "auth_state": {"oauth_user": info}}
+
+    def allowed(name: str, *groups: str) -> bool:  # as the hub asks: the model updated, then checked
+        return asyncio.run(auth.check_allowed(name, asyncio.run(auth.update_auth_model(model(name, *groups)))))
+
+    keep_listed([{"name": "ann", "admin": True}, {"name": "bob"}, {"name": "cy", "state": "absent"}])
+    assert allowed("bob") and allowed("dee", "jupyter") and not allowed("cy") and not allowed("eve", "elsewhere")
+    assert asyncio.run(auth.update_auth_model(model("ann")))["admin"] is True
+    keep_listed([{"name": "ann"}])  # bob taken off the list, ann no admin of it: at their next login or refresh
+    assert not allowed("bob") and allowed("ann")
+    assert not asyncio.run(auth.update_auth_model(model("ann")))["admin"]

@@ -151,6 +151,20 @@ class TestOpenIDConnect:
             oidc_login(hub_url, verify, "id-oscar")
         provider.set_claims("id-oscar", PEOPLE[1])
 
+    def test_a_person_put_on_the_list_is_let_in_and_taken_off_is_refused_and_the_hub_never_restarts(
+        self, oidc, hub_url, verify, hub, settings
+    ):
+        _, extra = oidc
+        started = hub().attrs["State"]["StartedAt"]
+        with pytest.raises(LoginFailed):
+            oidc_login(hub_url, verify, "id-otto")  # outside the allowed groups
+        switch(dict(extra, quickjh_users=settings["quickjh_users"] + [{"name": "otto"}]))
+        assert oidc_login(hub_url, verify, "id-otto").model()["name"] == "otto"
+        switch(extra)
+        with pytest.raises(LoginFailed):
+            oidc_login(hub_url, verify, "id-otto")
+        assert hub().attrs["State"]["StartedAt"] == started  # no restart: local mode's kernels would have ended
+
     def test_a_persons_account_and_home_survive_the_hubs_re_creation(self, oidc, hub_url, verify, hub):
         _, extra = oidc
         olga = oidc_login(hub_url, verify, "id-olga")

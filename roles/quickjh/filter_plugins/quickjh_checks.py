@@ -292,7 +292,11 @@ def auth_problems(v: dict) -> list[str]:
                 f"quickjh_ldap_bind_dn_template: {v['quickjh_ldap_bind_dn_template']!r} has no {{username}}, e.g. "
                 "uid={username},ou=people,dc=example,dc=org"
             )
-    if kind != "pam" and not v["quickjh_allowed_groups"] and not present(v["quickjh_users"]):
+    if (
+        kind != "pam"
+        and not v["quickjh_allowed_groups"]
+        and not any(u.get("state", "present") == "present" for u in v["quickjh_users"])
+    ):
         out.append(
             f"quickjh_auth {kind}: no one may log in; list people in quickjh_users or groups in quickjh_allowed_groups"
         )
@@ -366,19 +370,9 @@ def quickjh_problems(v: dict, https: bool = True) -> list[str]:
     )
 
 
-def present(users: list[dict], admins: bool = False) -> list[str]:
-    """The names of the list's present users (admins only: those with admin: true)."""
-    return [
-        str(u["name"])
-        for u in users
-        if u.get("state", "present") == "present" and (boolean(u.get("admin", False)) or not admins)
-    ]
-
-
 class FilterModule:
     def filters(self) -> dict:
         return {
-            "quickjh_present": present,
             "quickjh_problems": quickjh_problems,
             "quickjh_archive_images": archive_images,
             "quickjh_archives_lacking": archives_lacking,

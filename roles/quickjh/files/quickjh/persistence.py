@@ -145,14 +145,19 @@ def human_rows(saved: list[str], table: Path, low: int, high: int) -> list[str]:
     return [line for line in saved if human(line.split(":"))]
 
 
-def keep_admins(names: list[str]) -> None:
-    """The admins quickjh_users names (admins.json on the state volume): the only ones a restore makes sudoers."""
-    write_atomically(state_dir() / "admins.json", json.dumps(sorted(names)))
+def keep_listed(users: list[dict]) -> None:
+    """Who quickjh_users names as present (people.json on the state volume), and of them the admins (admins.json):
+    the only ones a restore makes sudoers, and with a login kind from elsewhere the people let in besides its groups
+    and the admins it makes. Read at each login, so a change of the list needs no restart of the hub."""
+    present = [u for u in users if u.get("state", "present") == "present"]
+    write_atomically(state_dir() / "people.json", json.dumps(sorted(u["name"] for u in present)))
+    write_atomically(state_dir() / "admins.json", json.dumps(sorted(u["name"] for u in present if u.get("admin"))))
 
 
-def listed_admins() -> set[str]:
+def listed(what: str = "admins") -> set[str]:
+    """The names keep_listed kept last: "people" or "admins" (none before the first sync)."""
     try:
-        return set(json.loads((state_dir() / "admins.json").read_text()))
+        return set(json.loads((state_dir() / f"{what}.json").read_text()))
     except (OSError, ValueError):
         return set()
 
@@ -170,7 +175,7 @@ def restore() -> tuple[int, list[str]]:
     group = human_rows(saved["group"], accounts.ETC / "group", low, high)
     names, groups = ({line.split(":")[0] for line in rows} for rows in (passwd, group))
     members = {g: [m for m in ms if m in names] for g, ms in saved["members"].items() if g not in PRIVILEGED_GROUPS}
-    admins = listed_admins()
+    admins = listed()
     sudoers = [m for m in saved["members"].get(ADMIN_GROUP, []) if m in names]
     members[ADMIN_GROUP] = [m for m in sudoers if m in admins]
     merge(accounts.ETC / "group", group, members, 3)

@@ -17,7 +17,7 @@ from quickjh.front import certificates
 from quickjh.hubapi import access, end_shares, hub_groups, hub_users, remove_from_hub, set_hub_admin, set_hub_groups
 from quickjh.hubdb import forget_admin
 from quickjh.otp import enrolment, keep_secrets
-from quickjh.persistence import keep_admins, save
+from quickjh.persistence import keep_listed, save
 from quickjh.plan import PlanError, plan, plan_groups, plan_hub, report
 from quickjh.rules import PRIVILEGED_GROUPS, group_problem, shared_problems, user_problems
 from quickjh.settings import state_dir
@@ -162,7 +162,7 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
             set_hub_groups(*groups, set(known), admins)
             shared = share(folders, failed=failed)
         finally:
-            keep_admins([u["name"] for u in users if u.get("admin") and u.get("state", "present") == "present"])
+            keep_listed(users)
             save()
     out = report(changes, users, hub_todo, failed, shared, sorted(lock_holders), groups[0])
     if settings.get("auth", {}).get("otp"):  # a one-time code secret for each present user without one

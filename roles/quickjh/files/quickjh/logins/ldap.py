@@ -18,6 +18,7 @@ from traitlets import List, Unicode
 
 from quickjh.logins.oauth import set_refresh
 from quickjh.logins.people import People, end_server, locked
+from quickjh.persistence import listed
 from quickjh.rules import NAME
 
 
@@ -25,7 +26,6 @@ class QuickjhLDAPAuthenticator(People, LDAPAuthenticator):
     admin_group_dns = List(Unicode(), help="Members of these groups (DNs) are hub admins.").tag(config=True)
     search_dn = Unicode("", help="The account that reads group members at each refresh.").tag(config=True)
     search_password = Unicode("", help="Its password.").tag(config=True)
-    list_admins = List(Unicode(), help="The users list's admins.").tag(config=True)
 
     def identity(self, auth_model: dict) -> str:
         return f"ldap:{self.user_dn(auth_model['name'])}"
@@ -40,7 +40,7 @@ class QuickjhLDAPAuthenticator(People, LDAPAuthenticator):
         if model is None:
             return None
         groups = set(model["auth_state"]["ldap_groups"])
-        model["admin"] = bool(groups & set(self.admin_group_dns)) or model["name"] in self.list_admins
+        model["admin"] = bool(groups & set(self.admin_group_dns)) or model["name"] in listed("admins")
         model["groups"] = sorted(groups)  # the hub's groups: the allowed and admin groups (DNs) they are in
         return await self.update_auth_model(model)
 
@@ -55,7 +55,7 @@ class QuickjhLDAPAuthenticator(People, LDAPAuthenticator):
         groups = await asyncio.get_running_loop().run_in_executor(None, self.groups_of, user.name)
         model = {
             "name": user.name,
-            "admin": bool((groups or set()) & set(self.admin_group_dns)) or user.name in self.list_admins,
+            "admin": bool((groups or set()) & set(self.admin_group_dns)) or user.name in listed("admins"),
             "auth_state": {"ldap_groups": sorted(groups or ())},
             "groups": sorted(groups or ()),
         }
@@ -105,8 +105,6 @@ def configure(c, settings: dict, state: Path) -> None:
     ]
     section.admin_group_dns = list(auth["admin_groups"])
     section.manage_groups = True
-    section.allowed_users = set(auth["list_users"])
-    section.list_admins = list(auth["list_admins"])
     section.search_dn = ldap["search_dn"]
     section.search_password = settings["secrets"]["ldap_search_password"]
     set_refresh(c, auth)

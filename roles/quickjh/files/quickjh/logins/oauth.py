@@ -15,8 +15,6 @@ def configure_oauth(c, section, settings: dict, state: Path) -> None:
     section.client_id = auth["client_id"]
     section.client_secret = settings["secrets"]["oauth_client_secret"]
     section.oauth_callback_url = f"{auth['public_url']}hub/oauth_callback"
-    section.allowed_users = set(auth["list_users"])  # the users list's present users, besides the groups
-    section.admin_users = set(auth["list_admins"])
     c.Authenticator.enable_auth_state = True
     key = state / CRYPT_KEY
     if key.exists():

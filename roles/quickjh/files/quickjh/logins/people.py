@@ -7,6 +7,7 @@ server at the next refresh, not only their next login."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import tempfile
@@ -17,6 +18,7 @@ from tornado import web
 from quickjh.accounts import read_accounts, uid_range
 from quickjh.nofollow import end_processes
 from quickjh.pages import HANDLERS
+from quickjh.persistence import listed
 from quickjh.rules import NAME, NAME_RULE, RESERVED, is_human_uid
 from quickjh.settings import state_dir
 
@@ -94,7 +96,8 @@ class People:
         return f"{type(self).__name__}:{info.get(self.identity_claim, '')}"
 
     async def update_auth_model(self, auth_model):
-        """At each login and refresh: the name by the list's rule, the name's own identity, not locked."""
+        """At each login and refresh: the name by the list's rule, the name's own identity, not locked; an admin of
+        the users list is a hub admin (besides the provider's admin groups)."""
         parent = getattr(super(), "update_auth_model", None)  # OAuthenticator's; LDAPAuthenticator has none
         if parent is not None:
             auth_model = await parent(auth_model)
@@ -104,7 +107,17 @@ class People:
             problem = f"{name} is locked in the hub's users list"
         if problem:
             raise refused(problem)
+        if name in listed("admins"):
+            auth_model["admin"] = True
         return auth_model
+
+    async def check_allowed(self, username, auth_model=None):
+        """The users list's present people are let in besides the provider's allowed groups. The list is the one
+        the last sync kept, read here at each login and refresh: changing it restarts nothing."""
+        if username in listed("people"):
+            return True
+        allowed = super().check_allowed(username, auth_model)
+        return await allowed if inspect.isawaitable(allowed) else allowed
 
     async def add_user(self, user):
         """At a first login (and for every known user at the hub's start): the Linux account, when missing."""
