@@ -40,7 +40,7 @@ class QuickjhLDAPAuthenticator(People, LDAPAuthenticator):
         if model is None:
             return None
         groups = set(model["auth_state"]["ldap_groups"])
-        model["admin"] = bool(groups & set(self.admin_group_dns)) or model["name"] in listed("admins")
+        model["admin"] = bool(groups & set(self.admin_group_dns))  # the list's admins too: People's update
         model["groups"] = sorted(groups)  # the hub's groups: the allowed and admin groups (DNs) they are in
         return await self.update_auth_model(model)
 
