@@ -146,7 +146,7 @@ def log_in_to(page: Page, hub: str, user: str, password: str, landing: str = "/h
     base = urlsplit(hub).path.rstrip("/")
     page.goto(f"{hub.rstrip('/')}/hub/login?next={quote(base + landing)}")
     log_in(page, user, password)
-    page.wait_for_url(f"**{base}{landing}*")
+    page.wait_for_url(lambda now: urlsplit(now).path == base + landing)  # the login's own URL names it in ?next=
 
 
 @contextlib.contextmanager
