@@ -49,6 +49,7 @@ def test_oidc_uses_the_providers_endpoints_the_secret_file_and_a_callback_under_
     assert section.client_secret == "s3cret"
     assert section.allowed_groups == {"jupyter"} and section.admin_groups == {"jupyter-admins"}
     assert "allowed_users" not in section and "admin_users" not in section  # the list: people.py, at each login
+    assert c.Authenticator.any_allow_config
     assert section.auth_state_groups_key == "oauth_user.groups" and section.manage_groups
     assert c.Authenticator.enable_auth_state and c.CryptKeeper["keys"] == [bytes.fromhex("ab" * 32)]
     assert (c.Authenticator.auth_refresh_age, c.Authenticator.auth_refresh_strict) == (300, True)

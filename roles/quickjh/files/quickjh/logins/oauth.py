@@ -26,6 +26,9 @@ def set_refresh(c, auth: dict) -> None:
     """Every login kind but pam: who may log in is asked of the provider again every quickjh_auth_refresh_seconds
     (and before each start); a refusal ends the session, its tokens and the server."""
     c.Authenticator.allow_existing_users = False  # who once logged in is not allowed for that alone
+    # The users list lets people in besides the groups, read at each login (people.py), not from this config: without
+    # this JupyterHub warns at each start that nobody may log in.
+    c.Authenticator.any_allow_config = True
     c.Authenticator.auth_refresh_age = auth["refresh_seconds"]
     c.Authenticator.refresh_pre_spawn = True
     c.Authenticator.auth_refresh_strict = True
