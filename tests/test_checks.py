@@ -51,6 +51,9 @@ BAD_USERS = [
         "user 'uida' has uid 3000, which another listed user has too",
     ),
     ([{"name": "grouper", "password": OK_PW, "groups": ["Data"]}], "user 'grouper' has an invalid group name 'Data'"),
+    ([{"name": "quoted", "password": OK_PW, "admin": "false"}], "user 'quoted' has admin: 'false', which is not true"),
+    ([{"name": "numbered", "password": OK_PW, "locked": 0}], "user 'numbered' has locked: 0, which is not true or"),
+    ([{"name": "wordy", "state": "absent", "remove_home": "yes"}], "user 'wordy' has remove_home: 'yes', which is"),
     ([{"name": "newline", "password": "long-enough\nroot:owned"}], "user 'newline' has a password with a control"),
     ([{"name": "tabby", "password": "long\tenough-pw"}], "user 'tabby' has a password with a control character"),
     *[

@@ -33,6 +33,10 @@ PRIVILEGED_GROUPS = RESERVED | {
 NAME_RULE = "lower case letters, digits, _ or -, starting with a letter or _, at most 32 characters"
 
 
+# The yes/no keys of a quickjh_users entry: read as truth values everywhere, so only true or false will do.
+FLAGS = ("admin", "locked", "remove_home")
+
+
 def is_human_uid(uid: int, uid_range: tuple[int, int] = UID_RANGE) -> bool:
     """Whether uid is a person's (UID_MIN..UID_MAX), not a system account's."""
     return uid_range[0] <= uid <= uid_range[1]
@@ -84,6 +88,12 @@ def user_problems(
             )
         elif uid is not None and uids.count(uid) > 1:
             out.append(f"{who} has uid {uid}, which another listed user has too")
+        out += [
+            f"{who} has {key}: {user[key]!r}, which is not true or false (a quoted 'false' would count as true): "
+            f"write {key}: true or {key}: false, without quotes"
+            for key in FLAGS
+            if user.get(key) is not None and not isinstance(user[key], bool)
+        ]
         problems = (group_problem(group, names) for group in user.get("groups") or [])
         out += [f"{who} {problem}" for problem in problems if problem]
     return out
