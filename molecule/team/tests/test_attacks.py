@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -155,10 +156,11 @@ def served_page(login):
     )
 
 
-def visit(hub: str, page_url: str, admin_password: str, resolve: list[str]) -> str:
-    """The admin logs in at hub in Chromium, then opens page_url; returns the title the page set."""
-    with chromium([f"--host-resolver-rules={', '.join(resolve)}"] if resolve else []) as browser:
-        page = browser.new_context(ignore_https_errors=True).new_page()
+def visit(hub: str, page_url: str, admin_password: str, resolve: list[str], trust: str = "") -> str:
+    """The admin logs in at hub in Chromium, then opens page_url; returns the title the page set. trust: the
+    certificate Chromium trusts (it then checks every name), or none (it ignores certificate errors)."""
+    with chromium([f"--host-resolver-rules={', '.join(resolve)}"] if resolve else [], trust) as browser:
+        page = browser.new_context(ignore_https_errors=not trust).new_page()
         page.set_default_timeout(120_000)
         log_in_to(page, hub, "admin", admin_password)
         page.goto(page_url)
@@ -202,13 +204,14 @@ def test_without_subdomains_a_users_page_acts_as_whoever_opens_it_with_them_it_g
         assert certified_names(address, port, names, verify) == names[:3]
         resolve = ["MAP hub.test 127.0.0.1", "MAP *.hub.test 127.0.0.1"]
         login("user2", start=False).stop_server()
-        with chromium([f"--host-resolver-rules={', '.join(resolve)}"]) as browser:
-            page = browser.new_context(ignore_https_errors=True).new_page()
+        trust = Path(verify).read_text()  # Chromium trusts the role's certificate alone, and checks every name
+        with chromium([f"--host-resolver-rules={', '.join(resolve)}"], trust) as browser:
+            page = browser.new_context().new_page()
             page.goto(f"{hub}/hub/login")
             log_in(page, "user2", passwords["user2"])  # user2's server starts, now at user2.hub.test
             page.wait_for_url(lambda now: "user2.hub.test" in now, timeout=180_000)
         page_url = f"https://user2.hub.test:{port}{settings['quickjh_base_url'].rstrip('/')}/user/user2/static/quickjh-page.html"
-        title = visit(hub, page_url, passwords["admin"], resolve)
+        title = visit(hub, page_url, passwords["admin"], resolve, trust)
         print(f"with quickjh_subdomain_host, the same page opened by the admin: {title}")
         assert title != "result:201" and title.startswith("result:"), title
     finally:
