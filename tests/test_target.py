@@ -22,3 +22,17 @@ def test_a_files_checksum_and_none_for_what_is_not_a_file(tmp_path):
 def test_this_machine_is_debian_like():
     release = quickjh_target.os_release()
     assert release["ID"] == "debian" or "debian" in release.get("ID_LIKE", "")
+
+
+def test_a_port_another_program_listens_on_is_named_and_the_containers_own_is_not():
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert quickjh_target.ports_taken([port], "0.0.0.0", {"exists": False, "container": None}) == [port]
+        assert quickjh_target.ports_taken([port], "127.0.0.1", {"exists": False, "container": None}) == [port]
+        published = {"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": str(port)}]}}}
+        assert quickjh_target.ports_taken([port], "0.0.0.0", {"exists": True, "container": published}) == []
+    assert quickjh_target.ports_taken([port], "0.0.0.0", {"exists": False, "container": None}) == []  # let go

@@ -36,6 +36,15 @@ options:
     type: list
     elements: str
     default: []
+  ports:
+    description: TCP ports to publish at bind_address; those another program holds (not the container) are named.
+    type: list
+    elements: int
+    default: []
+  bind_address:
+    description: The address the ports are to be published at.
+    type: str
+    default: "0.0.0.0"
 """
 
 RETURN = r"""
@@ -51,8 +60,10 @@ container: {description: "The container as docker_container_info gives it: {exis
 resolved: {description: Each name of resolve to its addresses (empty when it does not resolve)., type: dict,
            returned: always}
 addresses: {description: The host's own addresses (with resolve)., type: list, returned: always}
+ports_taken: {description: The ports another program than the container listens on there., type: list, returned: always}
 """
 
+import errno
 import hashlib
 import importlib
 import os
@@ -143,6 +154,25 @@ def host_addresses() -> list[str]:
         return []
 
 
+def ports_taken(ports: list[int], address: str, container: dict) -> list[int]:
+    """Those of ports that another program than the container (which may publish them already) listens on."""
+    bindings = ((container.get("container") or {}).get("HostConfig") or {}).get("PortBindings") or {}
+    ours = {int(b["HostPort"]) for found in bindings.values() for b in found or [] if b.get("HostPort")}
+    out = []
+    for port in ports:
+        if port in ours:
+            continue
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is free
+            try:
+                probe.bind((address, port))
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    out.append(port)
+    return out
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -151,6 +181,8 @@ def main() -> None:
             "image_repository": {"type": "str", "default": ""},
             "container": {"type": "str", "default": ""},
             "resolve": {"type": "list", "elements": "str", "default": []},
+            "ports": {"type": "list", "elements": "int", "default": []},
+            "bind_address": {"type": "str", "default": "0.0.0.0"},  # noqa: S104 - only probed, as Docker publishes
         },
         supports_check_mode=True,
     )
@@ -168,6 +200,7 @@ def main() -> None:
         container=container,
         resolved={name: resolve(name) for name in module.params["resolve"]},
         addresses=host_addresses() if module.params["resolve"] else [],
+        ports_taken=ports_taken(module.params["ports"], module.params["bind_address"], container),
     )
 
 
