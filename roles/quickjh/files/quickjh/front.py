@@ -8,12 +8,16 @@ With acme, Caddy answers HTTPS on 443 with certificates it gets from the ACME CA
 its lifetime left, looking every quickjh_acme_renew_interval, and swaps it in without dropping a connection; it
 passes requests to the proxy on 127.0.0.1:444 (HTTPS, the role's own certificate). On 80 it answers the challenges
 and redirects everything else to HTTPS with the same path. Without acme, a front on 80 only redirects.
+Caddy's certificate lines go to docker logs; its errors also to acme/problems.log, from which the run's report says,
+for a name without a certificate or whose renewal failed, which check failed and what to do.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import re
 import ssl
 import sys
 from pathlib import Path
@@ -23,6 +27,10 @@ from quickjh.settings import state_dir
 
 CADDYFILE = Path("/run/quickjh/Caddyfile")
 HUB_CERT = Path("/etc/quickjh/tls/hub.crt")
+
+
+PROBLEMS = "problems.log"  # Caddy's errors of getting and renewing certificates, in storage()
+LOGGERS = "tls http.acme_client"  # Caddy's loggers of certificates and of its ACME client
 
 
 def storage() -> Path:
@@ -52,6 +60,11 @@ def caddyfile(settings: dict) -> str:
             "ocsp_stapling off",
             f"default_sni {names[0]}",
         ]
+        options += [  # certificates' lines on stderr (docker logs) too: a named logger takes them from the default
+            f"log certificates {{\n\t\toutput stderr\n\t\tinclude {LOGGERS}\n\t}}",
+            f"log problems {{\n\t\toutput file {storage() / PROBLEMS} {{\n\t\t\troll_size 1MiB\n\t\t\troll_keep 1\n"
+            f"\t\t}}\n\t\tlevel ERROR\n\t\tinclude {LOGGERS}\n\t}}",
+        ]
         if front["email"]:
             options.append(f"email {front['email']}")
         if front["ca_bundle"]:
@@ -70,6 +83,75 @@ def caddyfile(settings: dict) -> str:
     return "{\n" + "".join(f"\t{option}\n" for option in options) + "}\n\n" + "\n\n".join(sites) + "\n"
 
 
+# What a failed check of the CA means, by the problem it names (RFC 8555's error types), and what to do.
+CA_CHECK_FAILED = {
+    "connection": (
+        "the CA could not connect to {name} on port {port}",
+        "point {name} at this host and open ports 80 and 443 to the internet (firewall, router, cloud security group)",
+    ),
+    "dns": ("the CA found no DNS record for {name}", "point {name}'s A (or AAAA) record at this host"),
+    "caa": ("{name}'s CAA record does not allow this CA", "add the CA to the CAA record, or remove the record"),
+}
+REACHED_ELSEWHERE = (
+    "the CA reached {name} on port {port} but did not get this hub's answer",
+    "point {name} at this host, and send its ports 80 and 443 here (not to another server or proxy)",
+)
+RATE_LIMITED = (
+    "the CA's rate limit",
+    "wait until the time the CA names (docker logs); try changes against the CA's staging directory first",
+)
+CA_SILENT = (
+    "the ACME CA did not answer, or its certificate was not trusted",
+    "check quickjh_acme_directory, that this host reaches it over HTTPS, and (a private CA) quickjh_acme_ca_bundle",
+)
+UNREACHABLE = re.compile(r"[Ff]ailed to connect|connection refused|[Tt]imeout|timed out|no route to host")
+
+
+def advice(entry: dict) -> dict:
+    """The check that failed and what to do, from one of Caddy's error lines about a name."""
+    error = str(entry.get("error", ""))
+    urn = entry.get("problem_type") or (re.findall(r"urn:ietf:params:acme:error:\w+", error) or [""])[-1]
+    kind = urn.rsplit(":", 1)[-1]
+    challenge = entry.get("challenge_type")
+    if challenge:  # the CA's own look at this host, for the name
+        port = 443 if challenge == "tls-alpn-01" else 80
+        if kind == "connection" or UNREACHABLE.search(error):
+            check, todo = CA_CHECK_FAILED["connection"]
+        else:
+            check, todo = CA_CHECK_FAILED.get(kind, REACHED_ELSEWHERE)
+    elif kind == "rateLimited":
+        check, todo, port = *RATE_LIMITED, 0
+    elif kind:
+        check, todo, port = f"the CA refused ({kind})", "docker logs has the CA's words", 0
+    else:
+        check, todo, port = *CA_SILENT, 0
+    name = entry.get("identifier", "")
+    return {"check": check.format(name=name, port=port), "todo": todo.format(name=name), "at": entry.get("ts", 0)}
+
+
+def last_problems() -> dict[str, dict]:
+    """Each name's last failure to get or renew its certificate (Caddy's problems.log): when, the check, the advice.
+    A failure that only follows from an earlier one (no way left to prove the name) is not one of its own."""
+    try:
+        lines = (storage() / PROBLEMS).read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    out = {}
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            isinstance(entry, dict)
+            and entry.get("identifier")
+            and entry.get("msg") in ("challenge failed", "could not get certificate from issuer")
+            and "no solvers available" not in str(entry.get("error", ""))
+        ):
+            out[entry["identifier"]] = advice(entry)
+    return out
+
+
 def needed(settings: dict) -> bool:
     return bool(settings["front"]["acme"] or settings["front"]["http"])
 
@@ -78,14 +160,23 @@ def certificates(settings: dict) -> list[dict]:
     """The certificates the hub serves, each with its end, who renews it and whether that is due."""
     found = []
     if settings["front"]["acme"]:
+        problems = last_problems()
         for name in settings["front"]["names"]:
             paths = sorted(storage().glob(f"certificates/*/{name}/{name}.crt"))
+            problem = {"problem": problems[name]} if name in problems else {}
             if not paths:
-                found.append({"name": name, "renewed by": "the hub", "missing": True})
+                found.append({"name": name, "renewed by": "the hub", "missing": True, **problem})
                 continue
+            if problem and problem["problem"]["at"] < paths[-1].stat().st_mtime:
+                problem = {}  # a certificate came after it
             # due at a third of its lifetime left: the hub renews it then
             found.append(
-                {"name": name, "renewed by": "the hub", **read(paths[-1], lambda start, end: (end - start) / 3)}
+                {
+                    "name": name,
+                    "renewed by": "the hub",
+                    **read(paths[-1], lambda start, end: (end - start) / 3),
+                    **problem,
+                }
             )
     elif settings["https"] and HUB_CERT.exists():
         # due 30 days before its end: the next run makes it anew (self-signed); the inventory's (files)

@@ -57,15 +57,23 @@ def watchdog_restarts() -> list[str]:
 
 
 def certificate_line(found: dict, hub: str) -> str:
-    """What the report says of a certificate the hub serves: until when, and a warning when it is due or missing."""
+    """What the report says of a certificate the hub serves: until when, and a warning when it is due or missing,
+    or its last renewal failed: which check failed and what to do."""
+    problem = found.get("problem")
+    why = ""
+    if problem:
+        at = datetime.datetime.fromtimestamp(problem["at"], datetime.UTC)
+        why = f"{problem['check']} ({at:%Y-%m-%d %H:%M} UTC): {problem['todo']}"
     if found.get("missing"):
         return (
-            f". WARNING: no certificate for {found['name']} yet: the hub keeps asking its ACME CA "
-            f"(docker logs {hub} says why not)"
+            f". WARNING: no certificate for {found['name']} yet: {why or 'the hub keeps asking its ACME CA'} (docker "
+            f"logs {hub} says more; browsers refuse {found['name']} until then)"
         )
     line = f". Certificate {found['name']}: until {found['not_after'][:16].replace('T', ' ')} UTC"
     if found["due"]:
         line += f", due and not renewed: WARNING ({found['renewed by']} renews it; docker logs {hub})"
+    if why:
+        line += f". WARNING: its last renewal failed, the hub serves it meanwhile and tries again: {why}"
     return line
 
 
@@ -133,8 +141,17 @@ def sync(request: dict, settings: dict) -> dict:
         hub_todo = plan_hub(users, known, admins_by_group)
         groups = plan_groups(users, hub_has) if mirror else {}
         if request.get("check"):
-            return report(changes, users, hub_todo, {}, share(folders, check=True), groups=groups)
+            return with_certificates(
+                report(changes, users, hub_todo, {}, share(folders, check=True), groups=groups), settings
+            )
         return run(users, folders, settings, changes, accounts, hub_todo, known, (groups, hub_has))
+
+
+def with_certificates(out: dict, settings: dict) -> dict:
+    """The report, with what it says of the certificates the hub serves."""
+    out["certificates"] = certificates(settings)
+    out["msg"] += "".join(certificate_line(c, settings["hub"]) for c in out["certificates"])
+    return out
 
 
 def run(users, folders, settings, changes, accounts, hub_todo, known, groups) -> dict:
@@ -174,8 +191,7 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
     for line in watchdog_restarts():
         out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
     out["msg"] += operations_lines(settings)
-    out["certificates"] = certificates(settings)
-    out["msg"] += "".join(certificate_line(c, settings["hub"]) for c in out["certificates"])
+    with_certificates(out, settings)
     if taken:
         renew = admins_were_root(settings)
         forget_admin(taken, everything=renew)
