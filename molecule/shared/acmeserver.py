@@ -8,6 +8,7 @@ it, as a site trusts a private CA's bundle); the certificates it issues chain to
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import ssl
 import time
@@ -26,7 +27,9 @@ ACME_PORT, MANAGEMENT_PORT, DNS_PORT, DNS_MANAGEMENT_PORT = 14000, 15000, 8053, 
 
 def gateway() -> str:
     """The Docker bridge's gateway: this machine as the hub's container (and pebble's checks) reach it."""
-    return docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    config = docker.from_env().networks.get("bridge").attrs["IPAM"]["Config"][0]
+    # A daemon that found docker0 already there lists the subnet alone: the gateway is its first address.
+    return config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
 
 
 class Pebble:

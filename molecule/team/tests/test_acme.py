@@ -1,8 +1,9 @@
 """quickjh_tls acme against a real ACME CA on this machine (pebble, molecule/shared/acmeserver.py): the hub gets its
 certificate for a DNS name and renews it by itself, without a playbook run, while a kernel keeps its state; port 80
 redirects; a client and Chromium that trust only pebble's root connect; a failing challenge leaves the hub serving
-the certificate it had; a name that does not point here is named by the run. The scenario's hub goes back to its
-self-signed certificate at the end."""
+the certificate it had, and so does a CA that does not answer, and the run says which check failed and what to do;
+a name that does not point here is named by the run, and no other certificate is served in its place. The
+scenario's hub goes back to its self-signed certificate at the end."""
 
 from __future__ import annotations
 
@@ -142,30 +143,77 @@ def test_the_hub_renews_its_certificate_by_itself_while_a_kernel_keeps_its_state
     assert "certificate obtained successfully" in hub().logs().decode()
 
 
-def test_a_failing_challenge_leaves_the_hub_serving_the_certificate_it_had(acme, pebble, hub):
+def wait_for_problem(hub, name: str, since: int, what: str) -> None:
+    """Until Caddy logs an error about name after since (a Unix time) whose message is what."""
+    deadline = time.monotonic() + VALIDITY + 30
+    while not [
+        line
+        for line in hub().logs(since=since).decode().splitlines()
+        if '"level":"error"' in line and f'"identifier":"{name}"' in line and f'"msg":"{what}"' in line
+    ]:
+        assert time.monotonic() < deadline, f"no {what!r} for {name}"
+        time.sleep(2)
+
+
+def test_a_failing_challenge_leaves_the_hub_serving_the_certificate_it_had_and_the_run_says_why(acme, pebble, hub):
     had = served(acme["url"], acme["root"])
     since = int(time.time())
-    pebble.resolve(NAME, "10.255.255.1")  # the CA now looks for NAME elsewhere: its check of port 80 fails
+    pebble.resolve(NAME, "127.0.0.1")  # the CA now looks for NAME where nothing listens: port 80 is unreachable
     try:
-        deadline = time.monotonic() + VALIDITY + 30
-        while not [
-            line for line in hub().logs(since=since).decode().splitlines() if '"level":"error"' in line and NAME in line
-        ]:
-            assert time.monotonic() < deadline, "no renewal was tried"
-            time.sleep(2)
+        wait_for_problem(hub, NAME, since, "challenge failed")
         time.sleep(5)
         now = served(acme["url"], acme["root"])  # verified: still valid, and the same one
         assert now.serial_number == had.serial_number
         print(f"\na failed renewal: still serving the certificate valid until {now.not_valid_after_utc:%H:%M:%S}")
+        said = " ".join(converge("--check", "-e", json.dumps(acme["extra"])).stdout.split())
+        assert (
+            f"WARNING: its last renewal failed, the hub serves it meanwhile and tries again: the CA could not "
+            f"connect to {NAME} on port" in said
+        ), said[-3000:]
+        assert f"point {NAME} at this host and open ports 80 and 443" in said
     finally:
         pebble.forget(NAME)
 
 
-def test_a_name_that_does_not_point_here_is_named_by_the_run(acme, pebble):
+def test_a_name_that_does_not_point_here_is_named_by_the_run_and_nothing_is_served_in_its_place(acme, pebble, hub):
     pebble.resolve("broken.acme.test", "10.255.255.1")
     extra = dict(acme["extra"], quickjh_tls_names=[NAME, "broken.acme.test"])
-    checked = " ".join(converge("--check", "-e", json.dumps(extra)).stdout.split())
-    assert "WARNING: broken.acme.test resolves to nothing" in checked  # as this host sees it (--check)
+    since = int(time.time())
     said = " ".join(converge("-e", json.dumps(extra)).stdout.split())
     assert "WARNING: no certificate for broken.acme.test yet" in said, said[-3000:]
     assert served(acme["url"], acme["root"]) is not None  # NAME still served, its certificate kept
+    wait_for_problem(hub, "broken.acme.test", since, "challenge failed")
+    checked = " ".join(converge("--check", "-e", json.dumps(extra)).stdout.split())
+    assert "WARNING: broken.acme.test resolves to nothing" in checked  # as this host sees it
+    assert "WARNING: no certificate for broken.acme.test yet: the CA " in checked, checked[-3000:]
+    assert "point broken.acme.test at this host" in checked  # the CA's check, and what to do
+    # No certificate of another kind in its place: a client that trusts the CA refuses the name.
+    context = ssl.create_default_context(cafile=str(acme["root"]))
+    port = int(acme["url"].split(":")[2].split("/", maxsplit=1)[0])
+    with socket.create_connection((NAME, port), timeout=10) as raw, pytest.raises(ssl.SSLError):
+        context.wrap_socket(raw, server_hostname="broken.acme.test")
+
+
+def test_a_port_80_another_program_holds_stops_the_run_before_anything_changes(acme, pebble):
+    with socket.socket() as other:
+        other.bind((pebble.address, 0))
+        other.listen()
+        port = other.getsockname()[1]
+        failed = converge("--check", "-e", json.dumps(dict(acme["extra"], quickjh_http_port=port)), ok=False)
+    said = " ".join((failed.stdout + failed.stderr).split())
+    assert failed.returncode != 0
+    assert f"Port {port} at {pebble.address} on instance is held by another program" in said, said[-3000:]
+    assert "the ACME CA cannot reach the hub on port 80 (quickjh_http_port)" in said
+
+
+def test_a_ca_that_does_not_answer_leaves_the_hub_serving_the_certificate_it_had(acme, pebble, hub):
+    """The last of the module: pebble stays down (a new start would make a new root)."""
+    had = served(acme["url"], acme["root"])
+    since = int(time.time())
+    pebble.container.stop()
+    wait_for_problem(hub, NAME, since, "could not get certificate from issuer")
+    now = served(acme["url"], acme["root"])
+    assert now.serial_number == had.serial_number
+    said = " ".join(converge("--check", "-e", json.dumps(acme["extra"])).stdout.split())
+    assert "its last renewal failed, the hub serves it meanwhile and tries again: the ACME CA did not answer" in said
+    assert "check quickjh_acme_directory" in said, said[-3000:]
