@@ -64,13 +64,20 @@ def acme(settings, pebble):
     print(f"\nfrom self-signed to acme, certificate included: {time.monotonic() - started:.0f} s")
     root = Path(pebble.bundle).parent / "root.pem"
     root.write_text(pebble.root())  # what clients trust: the root pebble issues under
+    url = f"https://{NAME}:{settings['quickjh_port']}{settings['quickjh_base_url'].rstrip('/')}"
     try:
-        yield {
-            "run": " ".join(result.stdout.split()),
-            "extra": extra,
-            "root": root,
-            "url": f"https://{NAME}:{settings['quickjh_port']}{settings['quickjh_base_url'].rstrip('/')}",
-        }
+        # The hub answers before its certificate is there (or, from an earlier pebble, one that a new root does not
+        # verify is renewed): until it is.
+        deadline = time.monotonic() + VALIDITY
+        while True:
+            try:
+                served(url, root)
+                break
+            except ssl.SSLError:
+                assert time.monotonic() < deadline, "no certificate from pebble"
+                time.sleep(2)
+        print(f"certificate served after {time.monotonic() - started:.0f} s")
+        yield {"run": " ".join(result.stdout.split()), "extra": extra, "root": root, "url": url}
     finally:
         socket.getaddrinfo = real
         converge()
