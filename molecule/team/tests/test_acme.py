@@ -40,9 +40,11 @@ def pebble(settings, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def acme(settings, pebble):
+def acme(settings, pebble, hub):
     """The team's hub in acme mode for NAME (published on the bridge's address, where pebble checks port 80); this
-    test process resolves NAME there too. Back to the scenario's settings at the end."""
+    test process resolves NAME there too. Back to the scenario's settings at the end. An earlier run's ACME state
+    goes first: each pebble is a new CA, which knows none of the accounts and roots of the last."""
+    hub().exec_run(["rm", "-rf", "/srv/jupyterhub/acme"])
     real = socket.getaddrinfo
 
     def resolve(host, *args, **kwargs):
@@ -66,8 +68,7 @@ def acme(settings, pebble):
     root.write_text(pebble.root())  # what clients trust: the root pebble issues under
     url = f"https://{NAME}:{settings['quickjh_port']}{settings['quickjh_base_url'].rstrip('/')}"
     try:
-        # The hub answers before its certificate is there (or, from an earlier pebble, one that a new root does not
-        # verify is renewed): until it is.
+        # The hub answers before its certificate is there: until it is.
         deadline = time.monotonic() + VALIDITY
         while True:
             try:
