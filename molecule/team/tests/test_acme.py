@@ -179,6 +179,7 @@ def test_a_failing_challenge_leaves_the_hub_serving_the_certificate_it_had_and_t
             f"connect to {NAME} on port" in said
         ), said[-3000:]
         assert f"point {NAME} at this host and open ports 80 and 443" in said
+        print("the run: " + said[said.index("Certificate " + NAME) :].split(". ", 2)[1][:400])
     finally:
         pebble.forget(NAME)
 
@@ -195,6 +196,7 @@ def test_a_name_that_does_not_point_here_is_named_by_the_run_and_nothing_is_serv
     assert "WARNING: broken.acme.test resolves to nothing" in checked  # as this host sees it
     assert "WARNING: no certificate for broken.acme.test yet: the CA " in checked, checked[-3000:]
     assert "point broken.acme.test at this host" in checked  # the CA's check, and what to do
+    print("\nthe run: " + checked[checked.index("WARNING: no certificate") :][:400])
     # No certificate of another kind in its place: a client that trusts the CA refuses the name.
     context = ssl.create_default_context(cafile=str(acme["root"]))
     port = int(acme["url"].split(":")[2].split("/", maxsplit=1)[0])
@@ -225,3 +227,4 @@ def test_a_ca_that_does_not_answer_leaves_the_hub_serving_the_certificate_it_had
     said = " ".join(converge("--check", "-e", json.dumps(acme["extra"])).stdout.split())
     assert "its last renewal failed, the hub serves it meanwhile and tries again: the ACME CA did not answer" in said
     assert "check quickjh_acme_directory" in said, said[-3000:]
+    print("\nthe run: " + said[said.index("WARNING: its last renewal") :][:300])
