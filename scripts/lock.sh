@@ -6,6 +6,7 @@
 #                                         quickjh_collaboration adds, resolved against the first)
 # The image installs exactly those pins (pip --no-deps), so one commit gives one set of packages on every host and
 # every day; run this again to take newer releases (security fixes), review the diff, commit it.
+# LOCKS=DIR writes the files there instead (the default scenario's test of this script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 defaults=roles/quickjh/defaults/main.yml
@@ -21,10 +22,11 @@ packages="jupyterlab>=4.6.2 notebook jupyter-server>=2.20 jupyterhub-idle-culler
 packages+=" oauthenticator jupyterhub-ldapauthenticator segno"
 collaboration="jupyter-collaboration"
 for version in "${versions[@]}"; do
-  out=roles/quickjh/files/locks/jupyterhub-$version.txt
-  extra=roles/quickjh/files/locks/jupyterhub-$version-collaboration.txt
+  locks=$(realpath "${LOCKS:-roles/quickjh/files/locks}")
+  out=$locks/jupyterhub-$version.txt
+  extra=$locks/jupyterhub-$version-collaboration.txt
   docker run --rm -i -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/certs/host-ca.crt:ro \
-    -v "$PWD/roles/quickjh/files/locks:/locks" \
+    -v "$locks:/locks" \
     -e PIP_CERT=/etc/ssl/certs/host-ca.crt -e PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ${https_proxy:+-e https_proxy="$https_proxy"} ${http_proxy:+-e http_proxy="$http_proxy"} \
     "$base" bash -euc "

@@ -5,11 +5,12 @@ version needs is there."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]  # not conftest's: the default scenario's test of make lock imports this
 
 LOCKS = sorted(p for p in (ROOT / "roles/quickjh/files/locks").glob("jupyterhub-*.txt") if p.stem[-1].isdigit())
 COLLABORATION = sorted((ROOT / "roles/quickjh/files/locks").glob("jupyterhub-*-collaboration.txt"))

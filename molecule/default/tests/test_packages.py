@@ -97,6 +97,35 @@ def test_the_images_python_packages_are_exactly_the_lock_files_and_the_inventory
     assert set(settings["quickjh_pip_packages"]) <= set(frozen)
 
 
+def test_make_lock_resolves_the_images_packages_again_into_a_lock_the_role_can_use(tmp_path, settings):
+    """`make lock` (scripts/lock.sh), as docs/operating.md tells an admin to take newer releases: it resolves the
+    packages again from PyPI in a container of the base image and writes both lock files, here into tmp_path."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    version = settings.get("quickjh_jupyterhub_version", "6.1.1")
+    made = subprocess.run(
+        ["make", "-C", str(root), "lock"], env=dict(os.environ, LOCKS=str(tmp_path)), capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
+    sys.path.insert(0, str(root / "tests"))
+    from test_locks import FLOORS, pins  # the rules every committed lock keeps
+
+    new, new_extra = (tmp_path / f"jupyterhub-{version}{suffix}.txt" for suffix in ("", "-collaboration"))
+    found, extra = pins(new), pins(new_extra)
+    assert found["jupyterhub"] == version and "dockerspawner" in found and "jupyter-collaboration" in extra
+    assert not found.keys() & extra.keys()
+    for name, floor in FLOORS.items():
+        assert tuple(int(part) for part in found[name].split(".")[: len(floor)]) >= floor, (name, found[name])
+    committed = pins(root / f"roles/quickjh/files/locks/jupyterhub-{version}.txt")
+    moved = sorted(
+        f"{name} {committed.get(name)} -> {pin}" for name, pin in found.items() if committed.get(name) != pin
+    )
+    print(f"\nmake lock: {len(found)} + {len(extra)} pins, against the committed lock: {moved or 'the same'}")
+
+
 def test_a_new_refresh_stamp_builds_the_image_again_with_the_distributions_updates(hub):
     said = " ".join(converge("--check", "-e", "quickjh_image_refresh=2026-12-06").stdout.split())
     assert "would be built from" in said  # another tag: the apt layer again, with `apt-get upgrade`
