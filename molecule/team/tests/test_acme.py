@@ -228,3 +228,20 @@ def test_a_ca_that_does_not_answer_leaves_the_hub_serving_the_certificate_it_had
     assert "its last renewal failed, the hub serves it meanwhile and tries again: the ACME CA did not answer" in said
     assert "check quickjh_acme_directory" in said, said[-3000:]
     print("\nthe run: " + said[said.index("WARNING: its last renewal") :][:300])
+
+
+def test_a_first_deployment_without_a_certificate_serves_nothing_and_the_run_says_why(acme, pebble, hub):
+    """After the CA went down (the test above): a hub with no ACME state yet, for a name never certified."""
+    hub().exec_run(["rm", "-rf", "/srv/jupyterhub/acme"])  # as on a first deployment
+    extra = dict(acme["extra"], quickjh_tls_names=["first.acme.test"], quickjh_start_timeout=20)
+    failed = converge("-e", json.dumps(extra), ok=False)
+    said = " ".join((failed.stdout + failed.stderr).split())
+    assert failed.returncode != 0
+    assert "until the ACME CA has checked every name of quickjh_tls_names, the hub serves nothing over HTTPS" in said
+    print("\nthe run: " + said[said.index("The hub did not answer") :][:600])
+    # Nothing in its place: even a client that accepts any certificate gets none.
+    anything = ssl.create_default_context()
+    anything.check_hostname, anything.verify_mode = False, ssl.CERT_NONE
+    port = int(acme["url"].split(":")[2].split("/", maxsplit=1)[0])
+    with socket.create_connection((pebble.address, port), timeout=10) as raw, pytest.raises(ssl.SSLError):
+        anything.wrap_socket(raw, server_hostname="first.acme.test")
