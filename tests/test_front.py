@@ -135,6 +135,31 @@ CA_SILENT = dict(
         (RATE_LIMITED, "the CA's rate limit", "staging directory"),
         (CA_SILENT, "the ACME CA did not answer", "quickjh_acme_directory"),
         (dict(NO_SOLVERS, error="HTTP 403 urn:ietf:params:acme:error:rejectedIdentifier - no"), "the CA refused", ""),
+        (  # Let's Encrypt's DNS problem: its words say "timed out", its kind says DNS
+            dict(
+                REFUSED_HTTP,
+                problem_type="urn:ietf:params:acme:error:dns",
+                error="DNS problem: query timed out looking up A for hub.example.org",
+            ),
+            "the CA found no DNS record for hub.example.org",
+            "A (or AAAA) record",
+        ),
+        (  # not retried, so it ends the order: the line without a challenge names it
+            dict(NO_SOLVERS, error="HTTP 403 urn:ietf:params:acme:error:caa - CAA record forbids issuance"),
+            "hub.example.org's CAA record does not allow this CA",
+            "CAA record",
+        ),
+        (  # a later Caddy's form of the CA's problem
+            {
+                "ts": 1.0,
+                "msg": "challenge failed",
+                "identifier": "hub.example.org",
+                "challenge_type": "http-01",
+                "problem": {"type": "urn:ietf:params:acme:error:connection", "detail": "Timeout during connect"},
+            },
+            "the CA could not connect to hub.example.org on port 80",
+            "open ports 80 and 443",
+        ),
     ],
 )
 def test_a_failed_certificate_names_the_check_that_failed_and_what_to_do(entry, check, todo):

@@ -36,3 +36,15 @@ def test_a_port_another_program_listens_on_is_named_and_the_containers_own_is_no
         published = {"HostConfig": {"PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": str(port)}]}}}
         assert quickjh_target.ports_taken([port], "0.0.0.0", {"exists": True, "container": published}) == []
     assert quickjh_target.ports_taken([port], "0.0.0.0", {"exists": False, "container": None}) == []  # let go
+
+
+def test_an_ipv6_address_in_dockers_brackets_is_probed_and_nothing_is_said_when_docker_did_not_answer():
+    import socket
+
+    with socket.socket(socket.AF_INET6) as other:
+        other.bind(("::1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        assert quickjh_target.ports_taken([port], "[::1]", {"exists": False, "container": None}) == [port]
+        unknown = {"exists": False, "container": None, "unknown": True}  # the hub's own ports may be the ones held
+        assert quickjh_target.ports_taken([port], "[::1]", unknown) == []

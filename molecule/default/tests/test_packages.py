@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hubfixtures import converge, own_venv_becomes_their_kernel, wait_healthy
 
@@ -105,9 +106,13 @@ def test_make_lock_resolves_the_images_packages_again_into_a_lock_the_role_can_u
     import sys
 
     root = Path(__file__).resolve().parents[3]
-    version = settings.get("quickjh_jupyterhub_version", "6.1.1")
+    default = yaml.safe_load((root / "roles/quickjh/defaults/main.yml").read_text())["quickjh_jupyterhub_version"]
+    version = settings.get("quickjh_jupyterhub_version", default)
     made = subprocess.run(
-        ["make", "-C", str(root), "lock"], env=dict(os.environ, LOCKS=str(tmp_path)), capture_output=True, text=True
+        ["make", "-C", str(root), "lock", f"VERSIONS={version}"],
+        env=dict(os.environ, LOCKS=str(tmp_path)),
+        capture_output=True,
+        text=True,
     )
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
     sys.path.insert(0, str(root / "tests"))

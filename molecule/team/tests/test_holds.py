@@ -61,7 +61,8 @@ def test_a_user_who_stops_every_process_of_theirs_while_restarting_holds_nothing
 ):
     neighbour, admin, attacker = login("user1"), login("admin", start=False), login("user2")
     started = attacker.run(
-        "import subprocess, sys\n"
+        "import os, subprocess, sys\n"
+        "if os.path.exists(os.path.expanduser('~/.held')): os.remove(os.path.expanduser('~/.held'))\n"
         f"subprocess.Popen([sys.executable, '-c', {STOPPER.format(seconds=40)!r}], start_new_session=True,"
         " stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n"
         "print('stopper started')"

@@ -60,7 +60,8 @@ container: {description: "The container as docker_container_info gives it: {exis
 resolved: {description: Each name of resolve to its addresses (empty when it does not resolve)., type: dict,
            returned: always}
 addresses: {description: The host's own addresses (with resolve)., type: list, returned: always}
-ports_taken: {description: The ports another program than the container listens on there., type: list, returned: always}
+ports_taken: {description: The ports another program than the container holds there (none when Docker does not answer).,
+              type: list, returned: always}
 """
 
 import errno
@@ -136,7 +137,7 @@ def docker_look(repository: str, container: str) -> tuple[list[str], dict]:
             found = nothing
         return images, found
     except Exception:
-        return [], nothing
+        return [], {**nothing, "unknown": True}  # no SDK or no answer: whether the container exists is not known
 
 
 def resolve(name: str) -> list[str]:
@@ -155,9 +156,13 @@ def host_addresses() -> list[str]:
 
 
 def ports_taken(ports: list[int], address: str, container: dict) -> list[int]:
-    """Those of ports that another program than the container (which may publish them already) listens on."""
+    """Those of ports that another program than the container (which may publish them already) holds at address
+    (Docker's form: an IPv6 address in brackets). None when Docker could not say what the container publishes."""
+    if container.get("unknown"):
+        return []
     bindings = ((container.get("container") or {}).get("HostConfig") or {}).get("PortBindings") or {}
     ours = {int(b["HostPort"]) for found in bindings.values() for b in found or [] if b.get("HostPort")}
+    address = address.strip("[]")
     out = []
     for port in ports:
         if port in ours:

@@ -108,25 +108,37 @@ UNREACHABLE = re.compile(r"[Ff]ailed to connect|connection refused|[Tt]imeout|ti
 
 
 def advice(entry: dict) -> dict:
-    """The check that failed and what to do, from one of Caddy's error lines about a name."""
-    error = str(entry.get("error", ""))
-    urn = entry.get("problem_type") or (re.findall(r"urn:ietf:params:acme:error:\w+", error) or [""])[-1]
-    kind = urn.rsplit(":", 1)[-1]
+    """The check that failed and what to do, from one of Caddy's error lines about a name (Caddy 2.6's fields, or
+    the "problem" object of later versions)."""
+    problem = entry.get("problem") if isinstance(entry.get("problem"), dict) else {}
+    error = f"{entry.get('error', '')} {problem.get('detail', '')}"
+    urn = (
+        entry.get("problem_type")
+        or problem.get("type")
+        or (re.findall(r"urn:ietf:params:acme:error:\w+", error) or [""])[-1]
+    )
+    kind = str(urn).rsplit(":", 1)[-1]
     challenge = entry.get("challenge_type")
-    if challenge:  # the CA's own look at this host, for the name
-        port = 443 if challenge == "tls-alpn-01" else 80
-        if kind == "connection" or UNREACHABLE.search(error):
-            check, todo = CA_CHECK_FAILED["connection"]
-        else:
-            check, todo = CA_CHECK_FAILED.get(kind, REACHED_ELSEWHERE)
+    port = 443 if challenge == "tls-alpn-01" else 80
+    if kind in CA_CHECK_FAILED:  # what the CA says it found, before what the words around it suggest
+        check, todo = CA_CHECK_FAILED[kind]
+    elif challenge:  # the CA's own look at this host, for the name
+        check, todo = CA_CHECK_FAILED["connection"] if UNREACHABLE.search(error) else REACHED_ELSEWHERE
     elif kind == "rateLimited":
-        check, todo, port = *RATE_LIMITED, 0
+        check, todo = RATE_LIMITED
     elif kind:
-        check, todo, port = f"the CA refused ({kind})", "docker logs has the CA's words", 0
+        check, todo = (
+            "the CA refused (an ACME error of its own kind, see docker logs)",
+            "docker logs has the CA's words",
+        )
     else:
-        check, todo, port = *CA_SILENT, 0
-    name = entry.get("identifier", "")
-    return {"check": check.format(name=name, port=port), "todo": todo.format(name=name), "at": entry.get("ts", 0)}
+        check, todo = CA_SILENT
+    name = str(entry.get("identifier", ""))
+    return {
+        "check": check.replace("{name}", name).replace("{port}", str(port)),
+        "todo": todo.replace("{name}", name),
+        "at": entry.get("ts", 0),
+    }
 
 
 def last_problems() -> dict[str, dict]:
@@ -167,14 +179,15 @@ def certificates(settings: dict) -> list[dict]:
             if not paths:
                 found.append({"name": name, "renewed by": "the hub", "missing": True, **problem})
                 continue
-            if problem and problem["problem"]["at"] < paths[-1].stat().st_mtime:
+            newest = max(paths, key=lambda path: path.stat().st_mtime)  # of whichever CA issued it last
+            if problem and problem["problem"]["at"] < newest.stat().st_mtime:
                 problem = {}  # a certificate came after it
             # due at a third of its lifetime left: the hub renews it then
             found.append(
                 {
                     "name": name,
                     "renewed by": "the hub",
-                    **read(paths[-1], lambda start, end: (end - start) / 3),
+                    **read(newest, lambda start, end: (end - start) / 3),
                     **problem,
                 }
             )

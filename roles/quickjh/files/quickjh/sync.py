@@ -190,8 +190,6 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
         out["changed"] = out["changed"] or bool(made)
     for line in watchdog_restarts():
         out["msg"] += f". WARNING: {line} (docker logs {settings['hub']} says more)"
-    out["msg"] += operations_lines(settings)
-    with_certificates(out, settings)
     if taken:
         renew = admins_were_root(settings)
         forget_admin(taken, everything=renew)
@@ -202,4 +200,5 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
                 f". The hub is made anew: {', '.join(taken)} had root in its container as an admin (every session "
                 "and API token ends; everyone logs in again)"
             )
-    return out
+    out["msg"] += operations_lines(settings)  # last, as what they read can fail no step that takes rights away
+    return with_certificates(out, settings)
