@@ -60,6 +60,7 @@ def test_check_mode_for_a_hub_not_made_yet_says_so_and_makes_nothing():
         "quickjh_config_dir": "/tmp/quickjh-test-fresh/config",
         "quickjh_home_volume": "quickjh-test-fresh-home",
         "quickjh_state_volume": "quickjh-test-fresh-state",
+        "quickjh_port": 18098,  # its own: the scenario's hub holds 18000, and a real run would stop on it
     }
     said = " ".join(converge("--check", "-e", json.dumps(fresh)).stdout.split())
     assert "has no hub yet: a real run would write /tmp/quickjh-test-fresh/config, start the container" in said
