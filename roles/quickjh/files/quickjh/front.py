@@ -174,12 +174,13 @@ def certificates(settings: dict) -> list[dict]:
     if settings["front"]["acme"]:
         problems = last_problems()
         for name in settings["front"]["names"]:
-            paths = sorted(storage().glob(f"certificates/*/{name}/{name}.crt"))
+            # oldest first, whichever CA issued them: the last is the one served
+            paths = sorted(storage().glob(f"certificates/*/{name}/{name}.crt"), key=lambda path: path.stat().st_mtime)
             problem = {"problem": problems[name]} if name in problems else {}
             if not paths:
                 found.append({"name": name, "renewed by": "the hub", "missing": True, **problem})
                 continue
-            newest = max(paths, key=lambda path: path.stat().st_mtime)  # of whichever CA issued it last
+            newest = paths[-1]
             if problem and problem["problem"]["at"] < newest.stat().st_mtime:
                 problem = {}  # a certificate came after it
             # due at a third of its lifetime left: the hub renews it then
