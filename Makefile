@@ -24,8 +24,8 @@ lint: venv
 	ansible-lint
 	yamllint .
 
-unit: venv
-	python -m pytest -q tests
+unit: venv  # a test that hangs prints every thread's stack after 2 minutes and ends the run after 10
+	timeout 600 python -m pytest -q -o faulthandler_timeout=120 tests
 
 venv: $(VENV)/.installed
 

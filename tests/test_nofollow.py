@@ -77,9 +77,17 @@ def test_end_processes_ends_every_process_of_the_user_even_one_that_keeps_forkin
 
 
 def test_end_processes_ends_processes_that_stop_each_other_and_hide_behind_odd_names():
-    stopper = "import os, signal\nwhile True:\n    try: os.kill(-1, signal.SIGSTOP)\n    except OSError: pass\n"
-    odd = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'\\xff\\xfe', 0, 0, 0); time.sleep(100)"
-    procs = [subprocess.Popen(["python3", "-c", code], user=UID, group=UID) for code in (stopper, stopper, odd)]
+    # Each waits for its stdin to close before it starts: a stopper already running would stop the next child
+    # between its setuid and its exec, and Popen would wait for that exec for ever (CI once hung here 80 minutes).
+    wait = "import sys; sys.stdin.read()\n"
+    stopper = wait + "import os, signal\nwhile True:\n    try: os.kill(-1, signal.SIGSTOP)\n    except OSError: pass\n"
+    odd = wait + "import ctypes, time; ctypes.CDLL(None).prctl(15, b'\\xff\\xfe', 0, 0, 0); time.sleep(100)"
+    procs = [
+        subprocess.Popen(["python3", "-c", code], user=UID, group=UID, stdin=subprocess.PIPE)
+        for code in (stopper, stopper, odd)
+    ]
+    for proc in procs:
+        proc.stdin.close()
     time.sleep(0.5)
     started = time.monotonic()
     nf.end_processes(UID)
