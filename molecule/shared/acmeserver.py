@@ -1,8 +1,10 @@
 """A real ACME CA on this machine for the tests: Debian's pebble, with pebble-challtestsrv as the DNS it asks, in a
-container built from the local base image (no registry). It runs on the host's network, so the hub's container
-reaches its directory at the Docker bridge's gateway address, and pebble reaches the hub's published port 80 there:
-every test name resolves to that address. Its API's certificate comes from a CA made here (the hub is told to trust
-it, as a site trusts a private CA's bundle); the certificates it issues chain to a root it makes at each start.
+container built from the local base image (no registry). It runs on the hub's network (Docker's default bridge),
+its API published at the bridge's gateway address, where the hub's container reaches its directory; pebble reaches
+the hub's published port 80 there too, as a CA reaches a host from outside: every test name resolves to that
+address (127.0.0.1 is pebble's own, where nothing answers). Its API's certificate comes from a CA made here (the
+hub is told to trust it, as a site trusts a private CA's bundle); the certificates it issues chain to a root it
+makes at each start.
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ class Pebble:
             ["sh", "-c", script],
             name=NAME,
             detach=True,
-            network_mode="host",
+            ports={  # the directory and roots where the hub and the tests reach them; the DNS's management here
+                f"{ACME_PORT}/tcp": (self.address, ACME_PORT),
+                f"{MANAGEMENT_PORT}/tcp": (self.address, MANAGEMENT_PORT),
+                f"{DNS_MANAGEMENT_PORT}/tcp": ("127.0.0.1", DNS_MANAGEMENT_PORT),
+            },
             # every order checks its names again (no authorisation kept from an earlier one)
             environment={"PEBBLE_VA_NOSLEEP": "1", "PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"},
             volumes={str(folder): {"bind": "/pebble", "mode": "ro"}},
