@@ -77,17 +77,22 @@ def test_end_processes_ends_every_process_of_the_user_even_one_that_keeps_forkin
 
 
 def test_end_processes_ends_processes_that_stop_each_other_and_hide_behind_odd_names():
-    # Each waits for its stdin to close before it starts: a stopper already running would stop the next child
+    odd = "import ctypes, time; ctypes.CDLL(None).prctl(15, b'\\xff\\xfe', 0, 0, 0); time.sleep(100)"
+    hiding = subprocess.Popen(["python3", "-c", odd], user=UID, group=UID)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{hiding.pid}/comm").read_bytes() != b"\xff\xfe\n":  # named so before the stoppers start
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # The stoppers wait for their stdin to close before they start: one already running would stop the next child
     # between its setuid and its exec, and Popen would wait for that exec for ever (CI once hung here 80 minutes).
-    wait = "import sys; sys.stdin.read()\n"
-    stopper = wait + "import os, signal\nwhile True:\n    try: os.kill(-1, signal.SIGSTOP)\n    except OSError: pass\n"
-    odd = wait + "import ctypes, time; ctypes.CDLL(None).prctl(15, b'\\xff\\xfe', 0, 0, 0); time.sleep(100)"
-    procs = [
-        subprocess.Popen(["python3", "-c", code], user=UID, group=UID, stdin=subprocess.PIPE)
-        for code in (stopper, stopper, odd)
-    ]
-    for proc in procs:
+    stopper = (
+        "import os, signal, sys\nsys.stdin.read()\n"
+        "while True:\n    try: os.kill(-1, signal.SIGSTOP)\n    except OSError: pass\n"
+    )
+    stoppers = [subprocess.Popen(["python3", "-c", stopper], user=UID, group=UID, stdin=subprocess.PIPE) for _ in "ab"]
+    for proc in stoppers:
         proc.stdin.close()
+    procs = [*stoppers, hiding]
     time.sleep(0.5)
     started = time.monotonic()
     nf.end_processes(UID)
