@@ -89,7 +89,9 @@ def test_end_processes_ends_processes_that_stop_each_other_and_hide_behind_odd_n
         "import os, signal, sys\nsys.stdin.read()\n"
         "while True:\n    try: os.kill(-1, signal.SIGSTOP)\n    except OSError: pass\n"
     )
-    stoppers = [subprocess.Popen(["python3", "-c", stopper], user=UID, group=UID, stdin=subprocess.PIPE) for _ in "ab"]
+    stoppers = [
+        subprocess.Popen(["python3", "-c", stopper], user=UID, group=UID, stdin=subprocess.PIPE) for _ in range(2)
+    ]
     for proc in stoppers:
         proc.stdin.close()
     procs = [*stoppers, hiding]
