@@ -69,7 +69,8 @@ def test_backup_and_restore_keep_the_homes(login, settings, hub_url):
     project_playbook("backup.yml")
     (archive,) = Path(settings["quickjh_backup_dir"]).glob("*.tar.gz")
     converge("-e", "quickjh_state=absent", "-e", "quickjh_purge_volumes=true")
-    assert not docker.from_env().containers.list(all=True, filters={"label": "quickjh.hub"})
+    hub_label = f"quickjh.hub={settings['quickjh_container_name']}"  # this hub's: other scenarios may run beside
+    assert not docker.from_env().containers.list(all=True, filters={"label": hub_label})
     project_playbook("restore.yml", "-e", f"quickjh_restore_archive={archive}")
     wait_healthy(hub_url)
     assert login("user1").run("print(open('backed-up.txt').read())").strip() == "in the archive"

@@ -1,5 +1,6 @@
-"""Faults: the hub process killed, a build that fails, a base image nowhere, the Docker daemon restarted, a run
-killed during the users sync. The hub comes back by itself or keeps serving untouched, and the next run converges."""
+"""Faults: the hub process killed, a build that fails, a base image nowhere, a run killed during the users sync. The
+hub comes back by itself or keeps serving untouched, and the next run converges. (The Docker daemon restarted: the
+data scenario, which runs alone.)"""
 
 from __future__ import annotations
 
@@ -9,9 +10,6 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-
-import docker
-import pytest
 
 import hubfixtures
 from hubfixtures import converge, wait_healthy
@@ -54,35 +52,6 @@ def test_a_base_image_neither_there_nor_loadable_nor_pullable_stops_the_run_nami
     for way in ("docker load -i base.tar", "quickjh_image_archives", "reach a registry"):
         assert way in said
     assert (hub().id, hub().attrs["State"]["StartedAt"]) == (container.id, container.attrs["State"]["StartedAt"])
-
-
-def restart_docker_daemon() -> None:
-    """Stop the Docker daemon as a host shutdown does (SIGTERM: it stops the containers) and start it again."""
-    if subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0:
-        subprocess.run(["systemctl", "restart", "docker"], check=True)
-        return
-    pid = int(subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True, check=True).stdout)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 120
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    project = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
-    subprocess.run([str(project / "scripts" / "ensure-docker.sh")], check=True)
-
-
-def test_the_hub_is_back_after_the_docker_daemon_restarts(login, hub, hub_url):
-    others = [c.name for c in docker.from_env().containers.list() if not c.name.startswith("quickjh-test-")]
-    if others:
-        pytest.skip(f"other containers run on this Docker ({', '.join(others)}): a daemon restart would stop them")
-    login("user1").run("open('before-daemon-restart.txt', 'w').write('kept')")
-    container = hub()
-    started = time.monotonic()
-    restart_docker_daemon()
-    wait_healthy(hub_url)
-    print(f"Docker daemon restarted: hub answering after {time.monotonic() - started:.1f} s")
-    assert hub().id == container.id  # the same container, started again by its restart policy:
-    assert hub().attrs["State"]["StartedAt"] != container.attrs["State"]["StartedAt"]  # (not kept by live-restore)
-    assert login("user1").run("print(open('before-daemon-restart.txt').read())").strip() == "kept"
 
 
 def test_a_run_killed_during_the_users_sync_leaves_no_half_made_account(settings, hub, user):
