@@ -10,10 +10,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 deploy: venv docker base-image
 	ansible-playbook -i inventory.example playbook.yml
 
-# Two lanes side by side (scripts/test-scenarios.sh), then data alone: it restarts the Docker daemon and ends by
-# removing the image the others share. default builds that image; remote, the other lane's first, builds its hubs on
-# its own servers, and swarm, after it, reuses its server image for the workers.
-SCENARIOS := "default team | remote swarm containers" data
+# Two lanes side by side (scripts/test-scenarios.sh). default builds the image the others share (data, which ends
+# by removing its image, has one of its own name); remote, the other lane's first, builds its hubs on its own
+# servers, and swarm, after it, reuses its server image for the workers.
+SCENARIOS := "default team | remote swarm containers data"
 SCENARIO ?= $(SCENARIOS)
 
 test: venv docker base-image browser

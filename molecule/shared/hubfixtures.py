@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -158,20 +157,6 @@ def project_playbook(
     }
     path = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1] / name
     return playbook(path, "-e", json.dumps(scenario), *extra, ok=ok)
-
-
-def restart_docker_daemon() -> None:
-    """Stop the Docker daemon as a host shutdown does (SIGTERM: it stops the containers) and start it again."""
-    if subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0:
-        subprocess.run(["systemctl", "restart", "docker"], check=True)
-        return
-    pid = int(subprocess.run(["pgrep", "-xo", "dockerd"], capture_output=True, text=True, check=True).stdout)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 120
-    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    project = Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"]).parents[1]
-    subprocess.run([str(project / "scripts" / "ensure-docker.sh")], check=True)
 
 
 def converge(*extra: str, ok: bool = True) -> subprocess.CompletedProcess:

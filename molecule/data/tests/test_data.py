@@ -1,6 +1,5 @@
 """Nothing a user wrote is lost: an upgrade of JupyterHub, a backup restored after the volumes were deleted, the hub
-taken down and brought back, the Docker daemon restarted. The tests run in order on one deployment (converged with
-JupyterHub 5)."""
+taken down and brought back. The tests run in order on one deployment (converged with JupyterHub 5)."""
 
 from __future__ import annotations
 
@@ -18,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hubclient import HubUser
-from hubfixtures import converge, project_playbook, restart_docker_daemon, wait_healthy
+from hubfixtures import converge, project_playbook
 from idservers import SSHTarget, build
 
 ROLE_DEFAULTS = Path(__file__).resolve().parents[3] / "roles/quickjh/defaults/main.yml"
@@ -283,24 +282,6 @@ def test_a_backup_of_the_older_jupyterhub_restores_into_the_new_one(hub, hub_url
     log = hub().logs().decode()
     assert "database copied to /srv/jupyterhub/db-backups/" in log and "Upgrading sqlite" in log
     assert kept["user1"].model()["name"] == "user1"
-    check_everyone(hub_url, every_password, verify)
-
-
-def test_the_hub_is_back_after_the_docker_daemon_restarts_with_everyones_files(
-    client, hub, hub_url, every_password, verify, settings
-):
-    # Here, as this scenario runs alone (make test): a restart stops every container of the daemon.
-    mine = (settings["quickjh_container_name"], "quickjh-test-ssh")
-    others = [c.name for c in client.containers.list() if not c.name.startswith(mine)]
-    if others:
-        pytest.skip(f"other containers run on this Docker ({', '.join(others)}): a daemon restart would stop them")
-    container = hub()
-    started = time.monotonic()
-    restart_docker_daemon()
-    wait_healthy(hub_url)
-    print(f"Docker daemon restarted: hub answering after {time.monotonic() - started:.1f} s")
-    assert hub().id == container.id  # the same container, started again by its restart policy:
-    assert hub().attrs["State"]["StartedAt"] != container.attrs["State"]["StartedAt"]  # (not kept by live-restore)
     check_everyone(hub_url, every_password, verify)
 
 

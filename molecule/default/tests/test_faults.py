@@ -1,6 +1,6 @@
 """Faults: the hub process killed, a build that fails, a base image nowhere, a run killed during the users sync. The
 hub comes back by itself or keeps serving untouched, and the next run converges. (The Docker daemon restarted: the
-data scenario, which runs alone.)"""
+remote scenario, on a server's own daemon.)"""
 
 from __future__ import annotations
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import docker
 import pytest
 
-from hubfixtures import can_login
+from hubfixtures import can_login, wait_healthy
 
 EPHEMERAL = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
 testinfra_hosts = ["ansible://quickjh"]  # the servers the role deployed to (not the spare one of test_bare.py)
@@ -46,3 +47,23 @@ def test_each_server_has_its_own_generated_passwords(user, settings, passwords):
     assert theirs != passwords["user1"]
     assert not can_login(user, "user1", theirs)
     assert can_login(user, "user1", passwords["user1"])
+
+
+def test_the_hub_is_back_by_itself_with_the_users_files_after_the_servers_docker_daemon_restarts(
+    host, login, settings, hub_url
+):
+    login("user1").run("open('before-daemon-restart.txt', 'w').write('kept')")
+
+    def hub() -> dict:
+        return json.loads(host.check_output("docker container inspect %s", settings["quickjh_container_name"]))[0]
+
+    before = hub()
+    started = time.monotonic()
+    host.run_expect([0], "systemctl restart docker")  # as a host's reboot does: the daemon stops every container
+    wait_healthy(hub_url)
+    took = time.monotonic() - started
+    print(f"\n{settings['inventory_hostname']}: Docker restarted, the hub answering after {took:.1f} s")
+    after = hub()
+    assert after["Id"] == before["Id"]  # the same container, started again by its restart policy, without a run
+    assert after["State"]["StartedAt"] != before["State"]["StartedAt"]
+    assert login("user1").run("print(open('before-daemon-restart.txt').read())").strip() == "kept"
