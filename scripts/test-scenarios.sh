@@ -14,7 +14,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"  # molecule and ansible from the project's venv (make venv)
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+# Chromium fails what it is loading (net::ERR_NETWORK_CHANGED) whenever an address comes or goes on this machine:
+# each container's start and end does, its veth's IPv6 link-local address, and another lane starts containers while
+# a browser test runs. While the scenarios run, new interfaces get no IPv6 (the setting as it was comes back after).
+ipv6=/proc/sys/net/ipv6/conf/default/disable_ipv6
+was=$(cat "$ipv6" 2>/dev/null || true)
+[ -n "$was" ] && [ -w "$ipv6" ] && echo 1 >"$ipv6"
+trap 'rm -rf "$logs"; [ -n "$was" ] && [ -w "$ipv6" ] && echo "$was" >"$ipv6"' EXIT
 
 run() {  # run SCENARIO: its output in $logs/SCENARIO.log, then its summary line in $logs/SCENARIO.result
   local started result=passed
