@@ -118,10 +118,10 @@ def test_a_profile_is_offered_and_its_image_runs(login):
     assert user2.run("import shutil; print(shutil.which('figlet'))").strip() == "None"  # the hub's image
 
 
-def test_an_idle_server_is_culled_and_its_container_goes(login, user_container):
+def test_an_idle_server_is_culled_and_its_container_goes(login, user_container, settings):
     admin = login("admin")
     admin.run("print('then idle')")
-    deadline = time.monotonic() + 150
+    deadline = time.monotonic() + settings["quickjh_cull_idle_timeout"] * 3
     while user_container("admin") is not None and time.monotonic() < deadline:
         time.sleep(5)
     assert user_container("admin") is None

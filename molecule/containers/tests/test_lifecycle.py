@@ -79,8 +79,8 @@ def test_backup_and_restore_keep_the_homes(login, settings, hub_url):
 def test_an_upgrade_keeps_homes_and_reaches_each_server_at_its_next_start(login, hub, user_container):
     user1 = login("user1")
     old = hub().image.id
-    # The build can outlast the scenario's idle timeout (60 s) on a busy machine, and the new hub's culler, first to
-    # run, would stop user1's idle server before it reports its activity: not what this test is about.
+    # The build can outlast the scenario's idle timeout (2 minutes) on a busy machine, and the new hub's culler, first
+    # to run, would stop user1's idle server before it reports its activity: not what this test is about.
     converge("-e", json.dumps({"quickjh_pip_packages": ["cowsay==6.0"], "quickjh_cull_idle_timeout": 3600}))
     assert hub().image.id != old
     assert user_container("user1").image.id == old  # running on, until its next start

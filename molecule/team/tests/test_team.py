@@ -117,14 +117,14 @@ def test_bad_certificate_files_are_refused_before_anything_changes(settings, hub
 
 def test_an_idle_server_is_stopped_and_a_busy_one_is_not(login, settings):
     idle, busy = login("user1"), login("admin")
-    # busy: a cell running until the test is done with it (at most 150 s)
+    timeout = settings["quickjh_cull_idle_timeout"]
+    # busy: a cell running until the test is done with it (at most as long as the test waits, and a minute)
     busy_cell = (
-        "import os, time\nend = time.time() + 150\n"
+        f"import os, time\nend = time.time() + {timeout * 3 + 60}\n"
         "while time.time() < end and not os.path.exists('done'): time.sleep(1)"
     )
-    worker = threading.Thread(target=busy.run, args=(busy_cell,), kwargs={"timeout": 200})
+    worker = threading.Thread(target=busy.run, args=(busy_cell,), kwargs={"timeout": timeout * 3 + 120})
     worker.start()
-    timeout = settings["quickjh_cull_idle_timeout"]
     deadline = time.monotonic() + timeout * 3
     while idle.model().get("servers") and time.monotonic() < deadline:
         time.sleep(5)
