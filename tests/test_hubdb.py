@@ -41,6 +41,17 @@ def test_the_syncs_token_is_made_for_one_run_and_every_older_one_goes_never_reus
     assert tokens(db, "quickjh-sync") == ["quickjh-sync: one run"]
 
 
+def test_who_the_hub_knows_and_its_groups_are_read_without_a_token(db):
+    orm.User.find(db, "adam").admin = True
+    team = orm.Group(name="team")
+    team.users = [orm.User.find(db, "alice"), orm.User.find(db, "adam")]
+    db.add_all([team, orm.Group(name="empty")])
+    db.commit()
+    assert hubdb.hub_users() == {"adam": True, "alice": False}
+    assert hubdb.hub_groups() == {"team": {"adam", "alice"}, "empty": set()}
+    assert tokens(db, "quickjh-sync") == []
+
+
 def test_an_admin_taken_away_leaves_no_token_made_for_others(db):
     alice = orm.User.find(db, "alice")
     alice.new_api_token(note="Requested via api by user adam")  # an admin made it for alice, before quickjh refused

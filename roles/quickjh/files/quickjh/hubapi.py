@@ -1,6 +1,7 @@
-"""The hub's REST API as the accounts program uses it (inside the hub's container, under quickjh_base_url): who the
-hub knows, admin flags, removed users. JupyterHub revokes no admin by itself, so the sync tells it. Calls are made
-within access(), with a token made for that run alone (quickjh.hubdb)."""
+"""The hub's REST API as the accounts program uses it (inside the hub's container, under quickjh_base_url) to change
+what the hub holds: admin flags, groups, removed users, shares. JupyterHub revokes no admin by itself, so the sync
+tells it. Calls are made within access(), with a token made for that run alone (quickjh.hubdb) at its first call: a
+run that tells the hub nothing makes none. What the hub holds is read from its database (quickjh.hubdb)."""
 
 from __future__ import annotations
 
@@ -14,30 +15,46 @@ from collections.abc import Iterator
 
 from quickjh.hubdb import run_token
 
-HUB_API = f"http://127.0.0.1:8081{os.environ.get('QUICKJH_BASE_URL', '/')}hub/api"
-_token: list[str] = []  # the run's token, while access() lasts
+HUB = f"http://127.0.0.1:8081{os.environ.get('QUICKJH_BASE_URL', '/')}hub"
+HUB_API = f"{HUB}/api"
+_runs: list[contextlib.ExitStack] = []  # while access() lasts: what holds the run's token, once made
+_token: list[str] = []
 
 
 @contextlib.contextmanager
 def access() -> Iterator[None]:
-    with run_token() as token:
-        _token.append(token)
+    with contextlib.ExitStack() as run:
+        _runs.append(run)
         try:
             yield
         finally:
-            _token.remove(token)
+            _runs.remove(run)
+            _token.clear()
+
+
+def token() -> str:
+    """The run's token, made at the first call of the run."""
+    if not _runs:
+        raise OSError("no access to the hub's API outside quickjh.hubapi.access()")
+    if not _token:
+        _token.append(_runs[-1].enter_context(run_token()))
+    return _token[-1]
+
+
+def health() -> None:
+    """The hub's health check answers (no token needed); URLError or OSError when it does not."""
+    with urllib.request.urlopen(f"{HUB}/health", timeout=10):  # noqa: S310 (the hub's own http:// address)
+        pass
 
 
 def hub_api(method: str, path: str, body: dict | None = None) -> object:
-    if not _token:
-        raise OSError("no access to the hub's API outside quickjh.hubapi.access()")
-    token = _token[-1]
+    token_ = token()
     request = urllib.request.Request(  # noqa: S310 (HUB_API: the hub's own http:// address in the container)
         HUB_API + path,
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={
-            "Authorization": f"token {token}",
+            "Authorization": f"token {token_}",
             "Content-Type": "application/json",
             "Accept": "application/jupyterhub-pagination+json",
         },
@@ -56,16 +73,6 @@ def every(path: str) -> list[dict]:
         found += items
         if not items or not isinstance(page, dict) or not page["_pagination"].get("next"):
             return found
-
-
-def hub_users() -> dict[str, bool]:
-    """Every user the hub knows, with its admin flag."""
-    return {u["name"]: u["admin"] for u in every("/users")}
-
-
-def hub_groups() -> dict[str, set[str]]:
-    """Every group the hub knows, with its members."""
-    return {g["name"]: set(g["users"]) for g in every("/groups")}
 
 
 def set_hub_groups(

@@ -1,6 +1,8 @@
-"""The hub's database, as the accounts program (root, inside the hub's container) touches it directly, through
-JupyterHub's own ORM: the quickjh-sync service's token, made for one run (valid ten minutes; the next run removes
-it), so no standing admin token exists to be copied, and what an admin who is taken away leaves behind.
+"""The hub's database, as the accounts program (root, inside the hub's container) touches it directly: who the hub
+knows and its groups, read with sqlite3 alone (read-only: a sync with nothing to tell the hub needs no token, and no
+ORM, whose imports take a second); through JupyterHub's own ORM, the quickjh-sync service's token, made for one run
+(valid ten minutes; the next run removes it), so no standing admin token exists to be copied, and what an admin who
+is taken away leaves behind.
 
 Rows are only ever added after the newest: the hub's own ORM session keeps the objects it has loaded (JupyterHub
 turns off their expiry), and SQLite hands the id of a deleted newest row to the next one; a token inserted under
@@ -16,6 +18,29 @@ from pathlib import Path
 from quickjh.settings import state_dir
 
 SERVICE = "quickjh-sync"
+
+
+def read(query: str) -> list[tuple]:
+    """The rows of a query of the hub's database, opened read-only (the hub writes it meanwhile)."""
+    db = state_dir() / "jupyterhub.sqlite"
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
+        return connection.execute(query).fetchall()
+
+
+def hub_users() -> dict[str, bool]:
+    """Every user the hub knows, with its admin flag."""
+    return {name: bool(admin) for name, admin in read("SELECT name, admin FROM users")}
+
+
+def hub_groups() -> dict[str, set[str]]:
+    """Every group the hub knows, with its members."""
+    groups: dict[str, set[str]] = {name: set() for (name,) in read("SELECT name FROM groups")}
+    for group, user in read(
+        "SELECT g.name, u.name FROM user_group_map m "
+        "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id"
+    ):
+        groups[group].add(user)
+    return groups
 
 
 def session():

@@ -14,8 +14,8 @@ from quickjh.accounts import group_ids, own_groups, read_accounts, read_homes, u
 from quickjh.apply import apply, lock, share
 from quickjh.ending import admins_were_root, end_user
 from quickjh.front import certificates
-from quickjh.hubapi import access, end_shares, hub_groups, hub_users, remove_from_hub, set_hub_admin, set_hub_groups
-from quickjh.hubdb import forget_admin
+from quickjh.hubapi import access, end_shares, health, remove_from_hub, set_hub_admin, set_hub_groups
+from quickjh.hubdb import forget_admin, hub_groups, hub_users
 from quickjh.otp import enrolment, keep_secrets
 from quickjh.persistence import keep_listed, save
 from quickjh.plan import PlanError, plan, plan_groups, plan_hub, report
@@ -110,10 +110,11 @@ def operations_lines(settings: dict, now: datetime.datetime | None = None) -> st
 
 
 def answering_hub_users(wait: float = 60) -> dict[str, bool]:
-    """The hub's users, once its API answers: a hub (re)started just now may still be opening its port."""
+    """The hub's users, once it answers: a hub (re)started just now may still be opening its port."""
     deadline = time.monotonic() + wait
     while True:
         try:
+            health()
             return hub_users()
         except (OSError, urllib.error.URLError) as err:
             if time.monotonic() > deadline:
