@@ -48,3 +48,41 @@ def test_an_ipv6_address_in_dockers_brackets_is_probed_and_nothing_is_said_when_
         assert quickjh_target.ports_taken([port], "[::1]", {"exists": False, "container": None}) == [port]
         unknown = {"exists": False, "container": None, "unknown": True}  # the hub's own ports may be the ones held
         assert quickjh_target.ports_taken([port], "[::1]", unknown) == []
+
+
+def test_a_certificates_end_and_names_are_read_as_x509_certificate_info_gives_them(tmp_path):
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=10))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("hub.example.org"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "hub.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    found = quickjh_target.certificate(str(tmp_path / "hub.crt"))
+    assert found["sans"] == ["DNS:hub.example.org", "IP:127.0.0.1"]
+    assert 9 * 86400 < found["seconds_left"] <= 10 * 86400
+    (tmp_path / "bad.crt").write_bytes(b"not a certificate")
+    assert quickjh_target.certificate(str(tmp_path / "bad.crt")) == {"exists": False}
+    assert quickjh_target.certificate(str(tmp_path / "none.crt")) == {"exists": False}
+    assert quickjh_target.certificate("") == {"exists": False}

@@ -45,6 +45,10 @@ options:
     description: The address the ports are to be published at.
     type: str
     default: "0.0.0.0"
+  certificate:
+    description: A PEM certificate whose end and names to read, with cryptography ("" for none).
+    type: str
+    default: ""
 """
 
 RETURN = r"""
@@ -60,6 +64,8 @@ container: {description: "The container as docker_container_info gives it: {exis
 resolved: {description: Each name of resolve to its addresses (empty when it does not resolve)., type: dict,
            returned: always}
 addresses: {description: The host's own addresses (with resolve)., type: list, returned: always}
+certificate: {description: "The certificate's {exists, seconds_left, sans (DNS:name, IP:address)}; exists false when
+              it cannot be read.", type: dict, returned: always}
 ports_taken: {description: The ports another program than the container holds there (none when Docker does not answer).,
               type: list, returned: always}
 """
@@ -109,6 +115,37 @@ def look(path: str) -> dict:
         "mode": f"{stat.S_IMODE(st.st_mode):04o}",
         "sha1": checksum(path),
     }
+
+
+def certificate(path: str) -> dict:
+    """How long the certificate has left and its names, in x509_certificate_info's form (DNS:..., IP:...)."""
+    if not path:
+        return {"exists": False}
+    try:
+        import datetime
+        import ipaddress
+
+        from cryptography import x509
+
+        with open(path, "rb") as pem:
+            cert = x509.load_pem_x509_certificate(pem.read())
+        utc = datetime.timezone.utc  # noqa: UP017 (a target's Python may be 3.10: Ubuntu 22.04)
+        end = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=utc)
+        try:
+            names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            names = []
+        sans = [
+            f"IP:{ipaddress.ip_address(name.value).compressed}"
+            if isinstance(name, x509.IPAddress)
+            else f"DNS:{name.value}"
+            for name in names
+            if isinstance(name, (x509.IPAddress, x509.DNSName))
+        ]
+        left = (end - datetime.datetime.now(utc)).total_seconds()
+        return {"exists": True, "seconds_left": int(left), "sans": sans}
+    except (OSError, ValueError, ImportError):
+        return {"exists": False}
 
 
 def missing(modules: list[str]) -> list[str]:
@@ -188,6 +225,7 @@ def main() -> None:
             "resolve": {"type": "list", "elements": "str", "default": []},
             "ports": {"type": "list", "elements": "int", "default": []},
             "bind_address": {"type": "str", "default": "0.0.0.0"},  # noqa: S104 - only probed, as Docker publishes
+            "certificate": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -206,6 +244,7 @@ def main() -> None:
         resolved={name: resolve(name) for name in module.params["resolve"]},
         addresses=host_addresses() if module.params["resolve"] else [],
         ports_taken=ports_taken(module.params["ports"], module.params["bind_address"], container),
+        certificate=certificate(module.params["certificate"]),
     )
 
 
