@@ -178,9 +178,11 @@ def test_each_bad_setting_is_refused_with_its_message(settings, message):
     assert any(message in p for p in problems(**settings)), problems(**settings)
 
 
-def certificate(folder, days=30, key=None):
-    """A self-signed certificate and its key (or another key's) as files in folder: (cert path, key path)."""
+def certificate(folder, days=30, key=None, names=()):
+    """A self-signed certificate and its key (or another key's) as files in folder, with these DNS names or IP
+    addresses: (cert path, key path)."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -197,8 +199,16 @@ def certificate(folder, days=30, key=None):
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=60))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .sign(own, hashes.SHA256())
     )
+    if names:
+        sans = []
+        for n in names:
+            try:
+                sans.append(x509.IPAddress(ipaddress.ip_address(n)))
+            except ValueError:
+                sans.append(x509.DNSName(n))
+        cert = cert.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    cert = cert.sign(own, hashes.SHA256())
     (folder / "hub.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (folder / "hub.key").write_bytes(
         (other if key == "other" else own).private_bytes(

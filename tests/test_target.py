@@ -51,35 +51,10 @@ def test_an_ipv6_address_in_dockers_brackets_is_probed_and_nothing_is_said_when_
 
 
 def test_a_certificates_end_and_names_are_read_as_x509_certificate_info_gives_them(tmp_path):
-    import datetime
-    import ipaddress
+    from test_checks import certificate
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hub")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=10))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("hub.example.org"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "hub.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    found = quickjh_target.certificate(str(tmp_path / "hub.crt"))
+    cert, _ = certificate(tmp_path, days=10, names=("hub.example.org", "127.0.0.1"))
+    found = quickjh_target.certificate(cert)
     assert found["sans"] == ["DNS:hub.example.org", "IP:127.0.0.1"]
     assert 9 * 86400 < found["seconds_left"] <= 10 * 86400
     (tmp_path / "bad.crt").write_bytes(b"not a certificate")
