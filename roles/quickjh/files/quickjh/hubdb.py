@@ -20,26 +20,31 @@ from quickjh.settings import state_dir
 SERVICE = "quickjh-sync"
 
 
-def read(query: str) -> list[tuple]:
-    """The rows of a query of the hub's database, opened read-only (the hub writes it meanwhile)."""
+def read(*queries: str) -> list[list[tuple]]:
+    """The rows of each query, read from the hub's database opened read-only (the hub writes it meanwhile), in one
+    transaction: one snapshot."""
     db = state_dir() / "jupyterhub.sqlite"
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
-        return connection.execute(query).fetchall()
+        connection.execute("BEGIN")
+        return [connection.execute(query).fetchall() for query in queries]
 
 
 def hub_users() -> dict[str, bool]:
     """Every user the hub knows, with its admin flag."""
-    return {name: bool(admin) for name, admin in read("SELECT name, admin FROM users")}
+    (rows,) = read("SELECT name, admin FROM users")
+    return {name: bool(admin) for name, admin in rows}
 
 
 def hub_groups() -> dict[str, set[str]]:
     """Every group the hub knows, with its members."""
-    groups: dict[str, set[str]] = {name: set() for (name,) in read("SELECT name FROM groups")}
-    for group, user in read(
+    names, members = read(
+        "SELECT name FROM groups",
         "SELECT g.name, u.name FROM user_group_map m "
-        "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id"
-    ):
-        groups[group].add(user)
+        "JOIN groups g ON g.id = m.group_id JOIN users u ON u.id = m.user_id",
+    )
+    groups: dict[str, set[str]] = {name: set() for (name,) in names}
+    for group, user in members:
+        groups.setdefault(group, set()).add(user)
     return groups
 
 

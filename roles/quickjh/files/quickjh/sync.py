@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import sqlite3
 import time
 import urllib.error
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from quickjh.accounts import group_ids, own_groups, read_accounts, read_homes, u
 from quickjh.apply import apply, lock, share
 from quickjh.ending import admins_were_root, end_user
 from quickjh.front import certificates
-from quickjh.hubapi import access, end_shares, health, remove_from_hub, set_hub_admin, set_hub_groups
+from quickjh.hubapi import access, end_shares, health, remove_from_hub, set_hub_admin, set_hub_groups, token
 from quickjh.hubdb import forget_admin, hub_groups, hub_users
 from quickjh.otp import enrolment, keep_secrets
 from quickjh.persistence import keep_listed, save
@@ -116,9 +117,9 @@ def answering_hub_users(wait: float = 60) -> dict[str, bool]:
         try:
             health()
             return hub_users()
-        except (OSError, urllib.error.URLError) as err:
+        except (OSError, urllib.error.URLError, sqlite3.Error) as err:
             if time.monotonic() > deadline:
-                raise PlanError(f"the hub's API does not answer ({err}); is the hub running?") from err
+                raise PlanError(f"the hub does not answer ({err}); is the hub running?") from err
             time.sleep(1)
 
 
@@ -164,6 +165,8 @@ def run(users, folders, settings, changes, accounts, hub_todo, known, groups) ->
 
     going = [c.name for c in changes if c.action == "remove" and "removed" in c.what]
     taken = [name for name, action in hub_todo.items() if action in ("remove", "not admin") and known[name]]
+    if going or hub_todo or groups[0]:
+        token()  # the run's token, before anything changes: a hub that refuses one stops the run here, not half-way
     with kept_from_users() as lock_holders:  # no user's own passwd holds the account files' lock meanwhile
         failed = lock(going)
         for name in going:  # before the hub is told: a server its user stopped (SIGSTOP) would hold the hub's stop
