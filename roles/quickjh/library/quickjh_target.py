@@ -144,7 +144,7 @@ def certificate(path: str) -> dict:
         ]
         left = (end - datetime.datetime.now(utc)).total_seconds()
         return {"exists": True, "seconds_left": int(left), "sans": sans}
-    except (OSError, ValueError, ImportError):
+    except Exception:  # not there, not a certificate, no cryptography: not known (then made again when due)
         return {"exists": False}
 
 
