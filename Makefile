@@ -13,7 +13,7 @@ deploy: venv docker base-image
 # Two lanes side by side (scripts/test-scenarios.sh). default builds the image the others share (data, which ends
 # by removing its image, has one of its own name); remote, the other lane's first, builds its hubs on its own
 # servers, and swarm, after it, reuses its server image for the workers.
-SCENARIOS := "default containers data | remote swarm team"
+SCENARIOS := "default team | remote swarm containers data"
 SCENARIO ?= $(SCENARIOS)
 
 test: venv docker base-image browser
