@@ -20,10 +20,10 @@ from quickjh.settings import state_dir
 SERVICE = "quickjh-sync"
 
 
-def read(*queries: str) -> list[list[tuple]]:
-    """The rows of each query, read from the hub's database opened read-only (the hub writes it meanwhile), in one
-    transaction: one snapshot."""
-    db = state_dir() / "jupyterhub.sqlite"
+def read(*queries: str, db: Path | None = None) -> list[list[tuple]]:
+    """The rows of each query, read from the hub's database (db: another one) opened read-only (the hub writes it
+    meanwhile), in one transaction: one snapshot."""
+    db = db or state_dir() / "jupyterhub.sqlite"
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
         connection.execute("BEGIN")
         return [connection.execute(query).fetchall() for query in queries]

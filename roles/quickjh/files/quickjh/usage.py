@@ -168,16 +168,16 @@ class Containers:
 
 def hub_users(db: Path | None = None) -> dict[str, dict]:
     """Each user the hub knows: admin, last activity, and their server (running, since when), from its database."""
-    import sqlite3
+    from quickjh.hubdb import read
 
     db = db or state_dir() / "jupyterhub.sqlite"
     if not db.exists():
         return {}
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
-        rows = connection.execute(
-            "SELECT u.name, u.admin, u.last_activity, s.started, s.server_id, s.last_activity "
-            "FROM users u LEFT JOIN spawners s ON s.user_id = u.id AND s.name = ''"
-        ).fetchall()
+    (rows,) = read(
+        "SELECT u.name, u.admin, u.last_activity, s.started, s.server_id, s.last_activity "
+        "FROM users u LEFT JOIN spawners s ON s.user_id = u.id AND s.name = ''",
+        db=db,
+    )
     return {
         name: {
             "admin": bool(admin),
