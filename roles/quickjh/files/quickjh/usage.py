@@ -427,31 +427,36 @@ charts: the last six hours, a point a minute). Memory: resident memory (local mo
 
 def serve() -> None:
     import asyncio
+    import importlib
     from urllib.parse import urlparse
 
-    from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
     from tornado import web
 
-    class Page(HubOAuthenticated, web.RequestHandler):
-        @web.authenticated
-        def get(self):
-            self.set_header("Cache-Control", "no-store")
-            self.finish(page(report()))
+    def handlers(auth) -> list:
+        class Page(auth.HubOAuthenticated, web.RequestHandler):
+            @web.authenticated
+            def get(self):
+                self.set_header("Cache-Control", "no-store")
+                self.finish(page(report()))
 
-    class Api(HubOAuthenticated, web.RequestHandler):
-        @web.authenticated
-        def get(self):
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(report()))
+        class Api(auth.HubOAuthenticated, web.RequestHandler):
+            @web.authenticated
+            def get(self):
+                self.set_header("Content-Type", "application/json")
+                self.finish(json.dumps(report()))
+
+        return [(prefix, Page), (prefix + "api", Api), (prefix + "oauth_callback", auth.HubOAuthCallbackHandler)]
 
     prefix, url = os.environ["JUPYTERHUB_SERVICE_PREFIX"], urlparse(os.environ["JUPYTERHUB_SERVICE_URL"])
-    app = web.Application(
-        [(prefix, Page), (prefix + "api", Api), (prefix + "oauth_callback", HubOAuthCallbackHandler)],
-        cookie_secret=os.urandom(32),
-    )
+    app = web.Application(cookie_secret=os.urandom(32))
 
     async def forever() -> None:
+        # Listening first: the hub routes nobody to itself before this service answers (any answer below 500 will
+        # do), and JupyterHub's OAuth helpers take over a second to import (its database layer). They are imported
+        # in a thread while the page answers 404; then the page is there.
         app.listen(url.port, url.hostname)  # on the loop asyncio.run made: one made before it would never run
+        auth = await asyncio.to_thread(importlib.import_module, "jupyterhub.services.auth")
+        app.add_handlers(r".*", handlers(auth))
         await asyncio.Event().wait()
 
     asyncio.run(forever())
