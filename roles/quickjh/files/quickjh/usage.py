@@ -428,6 +428,7 @@ charts: the last six hours, a point a minute). Memory: resident memory (local mo
 def serve() -> None:
     import asyncio
     import importlib
+    import signal
     from urllib.parse import urlparse
 
     from tornado import web
@@ -455,6 +456,9 @@ def serve() -> None:
         # do), and JupyterHub's OAuth helpers take over a second to import (its database layer). They are imported
         # in a thread while the page answers 404; then the page is there.
         app.listen(url.port, url.hostname)  # on the loop asyncio.run made: one made before it would never run
+        # Nothing to save: ended at once (the hub's stop waits for it; Python's own exit took 0.4 s after these imports)
+        for ending in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(ending, os._exit, 0)
         auth = await asyncio.to_thread(importlib.import_module, "jupyterhub.services.auth")
         app.add_handlers(r".*", handlers(auth))
         await asyncio.Event().wait()
