@@ -1,0 +1,86 @@
+#!/usr/bin/python
+"""Ansible module quickjh_wait: wait until a URL answers 200, asking every tenth of a second."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: quickjh_wait
+short_description: Wait until a URL answers 200
+description:
+  - Asks the URL every interval seconds, in one module run, until it answers 200 or timeout seconds have passed.
+    The certificate is not checked (only whether the hub answers) and no proxy is used (the URL is the target's own).
+    ansible.builtin.uri with until/retries costs a module run per try (about 0.9 s here): the hub was found up to
+    2 s after it answered.
+options:
+  url:
+    description: The URL to ask.
+    type: str
+    required: true
+  timeout:
+    description: Seconds to wait at most.
+    type: int
+    default: 120
+  interval:
+    description: Seconds between tries.
+    type: float
+    default: 0.1
+"""
+
+RETURN = r"""
+status: {description: The last answer's HTTP status (-1 when there was none)., type: int, returned: always}
+error: {description: Why the last try was not a 200 ("" when it was)., type: str, returned: always}
+seconds: {description: How long it waited., type: float, returned: always}
+"""
+
+import http.client
+import ssl
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def ask(opener: urllib.request.OpenerDirector, url: str) -> tuple[int, str]:
+    try:
+        with opener.open(url, timeout=5) as answer:
+            return answer.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, str(error)
+    except (OSError, http.client.HTTPException) as error:  # refused, reset, TLS not up yet, timed out
+        return -1, str(error)
+
+
+def wait(url: str, timeout: float, interval: float = 0.1) -> tuple[int, str, float]:
+    """Ask url until it answers 200 or timeout seconds have passed: (the last status, its error, seconds waited)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # whether the hub answers, not who it is (self-signed by default)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
+    start = time.monotonic()
+    while True:
+        status, error = ask(opener, url)
+        waited = time.monotonic() - start
+        if status == 200 or waited >= timeout:
+            return status, error, round(waited, 2)
+        time.sleep(interval)
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "url": {"type": "str", "required": True},
+            "timeout": {"type": "int", "default": 120},
+            "interval": {"type": "float", "default": 0.1},
+        },
+        supports_check_mode=True,
+    )
+    status, error, seconds = wait(module.params["url"], module.params["timeout"], module.params["interval"])
+    result = {"changed": False, "status": status, "error": error, "seconds": seconds}
+    if status != 200:
+        module.fail_json(msg=f"{module.params['url']} did not answer 200 within {seconds} s: {error}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
