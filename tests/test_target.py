@@ -61,3 +61,15 @@ def test_a_certificates_end_and_names_are_read_as_x509_certificate_info_gives_th
     assert quickjh_target.certificate(str(tmp_path / "bad.crt")) == {"exists": False}
     assert quickjh_target.certificate(str(tmp_path / "none.crt")) == {"exists": False}
     assert quickjh_target.certificate("") == {"exists": False}
+
+
+def test_a_file_is_as_expected_only_with_that_content_and_its_owners_alone(tmp_path):
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text('{"ldap_search_password": "x"}\n')
+    secrets.chmod(0o600)
+    sha1 = hashlib.sha1(secrets.read_bytes()).hexdigest()
+    assert quickjh_target.as_expected(str(secrets), sha1)
+    assert not quickjh_target.as_expected(str(secrets), hashlib.sha1(b"other").hexdigest())
+    secrets.chmod(0o644)
+    assert not quickjh_target.as_expected(str(secrets), sha1)
+    assert not quickjh_target.as_expected(str(tmp_path / "none"), sha1)

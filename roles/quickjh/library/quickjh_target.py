@@ -49,6 +49,11 @@ options:
     description: A PEM certificate whose end and names to read, with cryptography ("" for none).
     type: str
     default: ""
+  expect:
+    description: Files (path to the SHA-1 their content should have) to compare, for files whose checksum may not
+      show (a secret could be guessed from it offline); only whether each is as expected is returned.
+    type: dict
+    default: {}
 """
 
 RETURN = r"""
@@ -66,6 +71,8 @@ resolved: {description: Each name of resolve to its addresses (empty when it doe
 addresses: {description: The host's own addresses (with resolve)., type: list, returned: always}
 certificate: {description: "The certificate's {exists, seconds_left, sans (DNS:name, IP:address)}; exists false when
               it cannot be read.", type: dict, returned: always}
+as_expected: {description: "Each path of expect to whether it has that content and mode 0600 (its owner's alone).",
+              type: dict, returned: always}
 ports_taken: {description: The ports another program than the container holds there (none when Docker does not answer).,
               type: list, returned: always}
 """
@@ -115,6 +122,15 @@ def look(path: str) -> dict:
         "mode": f"{stat.S_IMODE(st.st_mode):04o}",
         "sha1": checksum(path),
     }
+
+
+def as_expected(path: str, sha1: str) -> bool:
+    """path holds content of this SHA-1 and only its owner may read or write it (0600)."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return False
+    return mode == 0o600 and checksum(path) == sha1
 
 
 def certificate(path: str) -> dict:
@@ -226,6 +242,7 @@ def main() -> None:
             "ports": {"type": "list", "elements": "int", "default": []},
             "bind_address": {"type": "str", "default": "0.0.0.0"},  # noqa: S104 - only probed, as Docker publishes
             "certificate": {"type": "str", "default": ""},
+            "expect": {"type": "dict", "default": {}, "no_log": True},
         },
         supports_check_mode=True,
     )
@@ -245,6 +262,7 @@ def main() -> None:
         addresses=host_addresses() if module.params["resolve"] else [],
         ports_taken=ports_taken(module.params["ports"], module.params["bind_address"], container),
         certificate=certificate(module.params["certificate"]),
+        as_expected={path: as_expected(path, sha1) for path, sha1 in module.params["expect"].items()},
     )
 
 
