@@ -197,4 +197,4 @@ def test_the_page_server_answers_and_sends_a_visitor_to_the_hubs_login(tmp_path)
                 time.sleep(0.2)
     finally:
         server.terminate()
-        server.wait(10)
+        assert server.wait(10) == 0, "the page server did not end cleanly on SIGTERM"

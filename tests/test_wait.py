@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 
 import quickjh_wait
+
+
+def serve(handler, tls: tuple[str, str] | None = None) -> http.server.HTTPServer:
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def test_it_waits_through_errors_until_the_url_answers_200():
@@ -21,8 +32,7 @@ def test_it_waits_through_errors_until_the_url_answers_200():
         def log_message(self, *args):
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Starting)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(Starting)
     try:
         status, error, seconds = quickjh_wait.wait(f"http://127.0.0.1:{server.server_port}/hub/health", 10, 0.05)
     finally:
@@ -39,3 +49,29 @@ def test_nothing_listening_ends_at_the_timeout_with_the_reason():
     assert status == -1
     assert "refused" in error
     assert 1 <= seconds < 2
+
+
+def test_a_self_signed_hub_answers_without_a_proxy_between(tmp_path, monkeypatch):
+    from test_checks import certificate
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = serve(Healthy, certificate(tmp_path, days=10, names=("localhost", "127.0.0.1")))
+    with socket.socket() as free:  # a proxy that is not there: used, every try would fail
+        free.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{free.getsockname()[1]}"
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, nowhere)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    try:
+        status, error, _ = quickjh_wait.wait(f"https://127.0.0.1:{server.server_port}/hub/health", 3, 0.05)
+    finally:
+        server.shutdown()
+    assert (status, error) == (200, "")

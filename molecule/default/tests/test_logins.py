@@ -180,10 +180,12 @@ class TestOpenIDConnect:
     def test_the_client_secret_reaches_the_hub_alone_and_a_new_one_is_never_shown(self, oidc, hub_url, verify, hub):
         _, extra = oidc
         rotated = dict(extra, quickjh_oauth_client_secret="rotated-s3cret-of-the-test")
-        shown = converge("--diff", "-v", "-e", json.dumps(rotated))  # a new secret, as from the vault: the hub restarts
+        # a new secret, as from the vault: the hub restarts
+        shown = converge("--diff", "-vvv", "-e", json.dumps(rotated))
         try:
             assert hub().exec_run(["grep", "-rqs", "rotated-s3cret-of-the-test", "/etc/quickjh"]).exit_code == 0
-            # nor the secrets file's checksum (the run compares it on the target; a weak secret could be guessed)
+            # nor the secrets file's checksum (the run compares it on the target; a weak secret could be guessed), even
+            # where -vvv shows each module's arguments
             checksum = hub().exec_run(["sha1sum", "/etc/quickjh/secrets.json"]).output.decode().split()[0]
             assert len(checksum) == 40 and checksum not in shown.stdout + shown.stderr
             oscar = oidc_login(hub_url, verify, "id-oscar")  # logins go on with the new secret

@@ -58,6 +58,7 @@ options:
 
 RETURN = r"""
 engine: {description: A Docker Engine is installed or its socket is there., type: bool, returned: always}
+cli: {description: "Docker's command-line client (docker) is on PATH.", type: bool, returned: always}
 missing_modules: {description: The python_modules that could not be imported., type: list, returned: always}
 python: {description: The Python that runs the role's modules there., type: str, returned: always}
 debian_like: {description: Debian, Ubuntu or another Debian-like OS., type: bool, returned: always}
@@ -251,6 +252,7 @@ def main() -> None:
     module.exit_json(
         changed=False,
         engine=bool(shutil.which("dockerd")) or os.path.exists("/var/run/docker.sock"),
+        cli=bool(shutil.which("docker")),
         missing_modules=missing(module.params["python_modules"]),
         python=sys.executable,
         debian_like=release.get("ID") == "debian" or "debian" in release.get("ID_LIKE", "").split(),

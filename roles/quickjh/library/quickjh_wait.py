@@ -41,9 +41,9 @@ import urllib.request
 from ansible.module_utils.basic import AnsibleModule
 
 
-def ask(opener: urllib.request.OpenerDirector, url: str) -> tuple[int, str]:
+def ask(opener: urllib.request.OpenerDirector, url: str, timeout: float) -> tuple[int, str]:
     try:
-        with opener.open(url, timeout=5) as answer:
+        with opener.open(url, timeout=timeout) as answer:
             return answer.status, ""
     except urllib.error.HTTPError as error:
         return error.code, str(error)
@@ -59,7 +59,7 @@ def wait(url: str, timeout: float, interval: float = 0.1) -> tuple[int, str, flo
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     start = time.monotonic()
     while True:
-        status, error = ask(opener, url)
+        status, error = ask(opener, url, max(0.1, min(5.0, timeout - (time.monotonic() - start))))
         waited = time.monotonic() - start
         if status == 200 or waited >= timeout:
             return status, error, round(waited, 2)
