@@ -127,11 +127,8 @@ def look(path: str) -> dict:
 
 def as_expected(path: str, sha1: str) -> bool:
     """path holds content of this SHA-1 and only its owner may read or write it (0600)."""
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except OSError:
-        return False
-    return mode == 0o600 and checksum(path) == sha1
+    seen = look(path)
+    return seen["mode"] == "0600" and seen["sha1"] == sha1
 
 
 def certificate(path: str) -> dict:
