@@ -25,6 +25,7 @@ import tempfile
 from contextlib import closing
 from pathlib import Path
 
+from quickjh.hubdb import database
 from quickjh.nofollow import DEFAULT_ACL, add_tree, safe_member
 
 ROOT = Path("/quickjh")
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     commands = {
         "create": create,
         "restore": restore,
-        "copy-db": lambda dest: copy_db(Path(os.environ["QUICKJH_STATE"]) / "jupyterhub.sqlite", dest),
+        "copy-db": lambda dest: copy_db(database(), dest),
     }
     if len(argv) != 2 or argv[0] not in commands:
         sys.exit(__doc__)

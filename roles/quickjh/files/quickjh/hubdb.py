@@ -20,10 +20,15 @@ from quickjh.settings import state_dir
 SERVICE = "quickjh-sync"
 
 
+def database() -> Path:
+    """The hub's live database on the state volume (the hub's config names the same file in its db_url)."""
+    return state_dir() / "jupyterhub.sqlite"
+
+
 def read(*queries: str, db: Path | None = None) -> list[list[tuple]]:
     """The rows of each query, read from the hub's database (db: another one) opened read-only (the hub writes it
     meanwhile), in one transaction: one snapshot."""
-    db = db or state_dir() / "jupyterhub.sqlite"
+    db = db or database()
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
         connection.execute("BEGIN")
         return [connection.execute(query).fetchall() for query in queries]
@@ -51,7 +56,7 @@ def hub_groups() -> dict[str, set[str]]:
 def session():
     from jupyterhub import orm  # the hub's venv has it; the controller, which imports the rules, need not
 
-    return orm, orm.new_session_factory(f"sqlite:///{state_dir()}/jupyterhub.sqlite")()
+    return orm, orm.new_session_factory(f"sqlite:///{database()}")()
 
 
 @contextlib.contextmanager

@@ -168,9 +168,9 @@ class Containers:
 
 def hub_users(db: Path | None = None) -> dict[str, dict]:
     """Each user the hub knows: admin, last activity, and their server (running, since when), from its database."""
-    from quickjh.hubdb import read
+    from quickjh.hubdb import database, read
 
-    db = db or state_dir() / "jupyterhub.sqlite"
+    db = db or database()
     if not db.exists():
         return {}
     (rows,) = read(
