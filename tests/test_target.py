@@ -73,3 +73,12 @@ def test_a_file_is_as_expected_only_with_that_content_and_its_owners_alone(tmp_p
     secrets.chmod(0o644)
     assert not quickjh_target.as_expected(str(secrets), sha1)
     assert not quickjh_target.as_expected(str(tmp_path / "none"), sha1)
+
+
+def test_a_small_files_text_is_read_and_nothing_is_said_of_what_cannot_be_read(tmp_path):
+    (tmp_path / "container.stamp").write_text("0123abcd 5e1f")
+    (tmp_path / "binary").write_bytes(b"\xff\xfe")
+    assert quickjh_target.text(str(tmp_path / "container.stamp")) == "0123abcd 5e1f"
+    assert quickjh_target.text(str(tmp_path / "binary")) == ""
+    assert quickjh_target.text(str(tmp_path / "none")) == ""
+    assert quickjh_target.text(str(tmp_path)) == ""

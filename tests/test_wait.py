@@ -75,3 +75,9 @@ def test_a_self_signed_hub_answers_without_a_proxy_between(tmp_path, monkeypatch
     finally:
         server.shutdown()
     assert (status, error) == (200, "")
+
+
+def test_a_restart_that_docker_refuses_is_named_with_dockers_words():
+    said = quickjh_wait.restart("quickjh-test-no-such-container")
+    assert said.startswith("docker restart quickjh-test-no-such-container failed: ")
+    assert "No such container" in said or "Cannot connect to the Docker daemon" in said

@@ -49,6 +49,11 @@ options:
     description: A PEM certificate whose end and names to read, with cryptography ("" for none).
     type: str
     default: ""
+  read:
+    description: Small files whose text to return (none secret; "" when one cannot be read).
+    type: list
+    elements: str
+    default: []
   expect:
     description: Files (path to the SHA-1 their content should have) to compare, for files whose checksum may not
       show (a secret could be guessed from it offline); only whether each is as expected is returned.
@@ -65,6 +70,7 @@ debian_like: {description: Debian, Ubuntu or another Debian-like OS., type: bool
 distribution: {description: The OS's name (os-release NAME)., type: str, returned: always}
 paths: {description: "Path to {exists, dir, mode (octal string), sha1 (regular files)}.", type: dict, returned: always}
 images: {description: The image_repository's REPO:TAG names (empty without Docker)., type: list, returned: always}
+image_ids: {description: "Each of images to its image's ID (sha256:...).", type: dict, returned: always}
 container: {description: "The container as docker_container_info gives it: {exists, container}.", type: dict,
             returned: always}
 resolved: {description: Each name of resolve to its addresses (empty when it does not resolve)., type: dict,
@@ -72,6 +78,7 @@ resolved: {description: Each name of resolve to its addresses (empty when it doe
 addresses: {description: The host's own addresses (with resolve)., type: list, returned: always}
 certificate: {description: "The certificate's {exists, seconds_left, sans (DNS:name, IP:address)}; exists false when
               it cannot be read.", type: dict, returned: always}
+texts: {description: Each path of read to its text., type: dict, returned: always}
 as_expected: {description: "Each path of expect to whether it has that content and mode 0600 (its owner's alone).",
               type: dict, returned: always}
 ports_taken: {description: The ports another program than the container holds there (none when Docker does not answer).,
@@ -172,23 +179,33 @@ def missing(modules: list[str]) -> list[str]:
     return out
 
 
-def docker_look(repository: str, container: str) -> tuple[list[str], dict]:
-    """The repository's tags and the container's inspect data, when the Docker SDK and Engine answer."""
+def docker_look(repository: str, container: str) -> tuple[dict[str, str], dict]:
+    """The repository's tags (to their image's ID) and the container's inspect data, when the Docker SDK and Engine
+    answer."""
     nothing = {"exists": False, "container": None}
     if not (repository or container):
-        return [], nothing
+        return {}, nothing
     try:
         import docker
 
         client = docker.from_env()
-        images = [tag for image in client.images.list(name=repository) for tag in image.tags] if repository else []
+        listed = client.images.list(name=repository) if repository else []
+        images = {tag: image.id for image in listed for tag in image.tags}
         try:
             found = {"exists": True, "container": client.api.inspect_container(container)} if container else nothing
         except docker.errors.NotFound:
             found = nothing
         return images, found
     except Exception:
-        return [], {**nothing, "unknown": True}  # no SDK or no answer: whether the container exists is not known
+        return {}, {**nothing, "unknown": True}  # no SDK or no answer: whether the container exists is not known
+
+
+def text(path: str) -> str:
+    try:
+        with open(path) as found:
+            return found.read(4096)
+    except (OSError, UnicodeDecodeError):
+        return ""
 
 
 def resolve(name: str) -> list[str]:
@@ -240,6 +257,7 @@ def main() -> None:
             "ports": {"type": "list", "elements": "int", "default": []},
             "bind_address": {"type": "str", "default": "0.0.0.0"},  # noqa: S104 - only probed, as Docker publishes
             "certificate": {"type": "str", "default": ""},
+            "read": {"type": "list", "elements": "str", "default": []},
             "expect": {"type": "dict", "default": {}, "no_log": True},
         },
         supports_check_mode=True,
@@ -255,12 +273,14 @@ def main() -> None:
         debian_like=release.get("ID") == "debian" or "debian" in release.get("ID_LIKE", "").split(),
         distribution=release.get("NAME", "an unknown OS"),
         paths={path: look(path) for path in module.params["paths"]},
-        images=images,
+        images=list(images),
+        image_ids=images,
         container=container,
         resolved={name: resolve(name) for name in module.params["resolve"]},
         addresses=host_addresses() if module.params["resolve"] else [],
         ports_taken=ports_taken(module.params["ports"], module.params["bind_address"], container),
         certificate=certificate(module.params["certificate"]),
+        texts={path: text(path) for path in module.params["read"]},
         as_expected={path: as_expected(path, sha1) for path, sha1 in module.params["expect"].items()},
     )
 
